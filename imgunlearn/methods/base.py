@@ -1,0 +1,161 @@
+"""`UnlearningModule`: the LightningModule every I2I unlearning method subclasses.
+
+It holds the trainable `model`, a frozen `reference` copy of the original (never in the optimiser, always
+in eval mode), and the task that turns images into model inputs. A method overrides one thing,
+`unlearning_loss(forget, retain) -> dict`, whose `"loss"` is minimised; the other entries are logged.
+
+Batches are `{"forget": {...}, "retain": {...}}`, each side a dict with
+`image` (clean, `[B, 3, H, W]`), `input` (model input), `mask` (`[B, 1, H, W]`, 1 = hidden) and
+`region` (`[B, 1, H, W]`, 1 = content to forget; all ones for a forget image without a box, zeros for
+retain images).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from imgunlearn.data.tasks import Task
+from imgunlearn.methods.targets import FORGET_TARGETS, confine, masking_target
+from imgunlearn.models.base import ImageToImageModel, load_model
+
+REGIONS = ("image", "box")
+
+
+class UnlearningModule(L.LightningModule):
+    """Base of every I2I unlearning method.
+
+    Args:
+        model: The original model, or the directory of a saved one (`load_model`); it is trained in place
+            (`self.model`) and copied once as `self.reference`.
+        task: How model inputs are made from images (used to build inputs for forget targets).
+        lr: Learning rate.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        warmup_steps: Linear warm-up steps before a cosine decay over the run (0 = constant rate).
+        forget_target: `normal`, `uniform`, `constant`, `pixelate` or `flat` (see `methods.targets`).
+        region: `image` forgets the whole forget image; `box` confines the forget target to each forget
+            example's region (e.g. the face box) and keeps the reference's output elsewhere.
+        forget_alpha: Weight of the forget term.
+        retain_alpha: Weight of the retain term.
+        flat_color: RGB colour of the `flat` target.
+        pixelate_block: Block size of the `pixelate` target.
+        seed: Seeds every random draw of the method (targets, diffusion timesteps), step by step.
+    """
+
+    encoder_only: ClassVar[bool] = False
+    """Methods that set this optimise `model.encoder_parameters()` only; the decoder cannot move."""
+
+    def __init__(
+        self,
+        model: ImageToImageModel | str,
+        task: Task | None = None,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        betas: Sequence[float] = (0.9, 0.999),
+        warmup_steps: int = 0,
+        forget_target: str = "normal",
+        region: str = "image",
+        forget_alpha: float = 1.0,
+        retain_alpha: float = 1.0,
+        flat_color: Sequence[float] = (0.5, 0.5, 0.5),
+        pixelate_block: int = 8,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if forget_target not in FORGET_TARGETS:
+            raise ValueError(f"unknown forget_target {forget_target!r}; known: {', '.join(FORGET_TARGETS)}")
+        if region not in REGIONS:
+            raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.save_hyperparameters(ignore=["model", "task"])
+        if isinstance(model, str):
+            model = load_model(model)
+        self.model = model
+        self.reference = copy.deepcopy(model).requires_grad_(False).eval()
+        self.task = task if task is not None else Task()
+        self.check_model(model)
+
+    # ---- what a method overrides -------------------------------------------------------------------
+
+    def check_model(self, model: ImageToImageModel) -> None:
+        """Raise a clear error at configuration time if the method cannot apply to `model`'s family."""
+
+    def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The method's objective on one paired batch; `"loss"` is minimised, other entries are logged."""
+        raise NotImplementedError
+
+    # ---- helpers methods share ---------------------------------------------------------------------
+
+    def step_seed(self) -> int:
+        """A seed unique to this method's seed and the current step."""
+        return self.hparams.seed * 1_000_003 + self.global_step
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.step_seed())
+
+    def forget_target(self, forget: dict[str, Tensor], elsewhere: Tensor | None = None) -> Tensor:
+        """The image the forget batch should turn into, confined to its region when `region="box"`.
+
+        Outside the region the target is `elsewhere` (default: the clean image).
+        """
+        image = forget["image"]
+        target = masking_target(self.hparams.forget_target, image, self.generator(),
+                                self.hparams.flat_color, self.hparams.pixelate_block)
+        if self.hparams.region == "box":
+            target = confine(target, image if elsewhere is None else elsewhere, forget["region"])
+        return target
+
+    def target_input(self, target: Tensor, mask: Tensor) -> Tensor:
+        """The task's model input made from `target` with the given mask."""
+        return self.task.degrade(target, mask, self.generator())
+
+    @torch.no_grad()
+    def reference_output(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.reference(batch["input"], batch["mask"])
+
+    # ---- Lightning ---------------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> UnlearningModule:
+        super().train(mode)
+        self.reference.eval()  # the reference never leaves eval mode (batch norm, dropout)
+        return self
+
+    def forward(self, model_input: Tensor, mask: Tensor) -> Tensor:
+        return self.model(model_input, mask)
+
+    def training_step(self, batch: dict[str, dict[str, Tensor]], batch_idx: int) -> Tensor:
+        out = self.unlearning_loss(batch["forget"], batch["retain"])
+        if not torch.isfinite(out["loss"]):
+            raise FloatingPointError(f"non-finite unlearning loss {out['loss'].item()} at step {self.global_step}")
+        batch_size = batch["forget"]["image"].shape[0]
+        self.log_dict({f"train/{k}": v.detach() for k, v in out.items()}, prog_bar=True, batch_size=batch_size)
+        return out["loss"]
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        params = self.model.encoder_parameters() if self.encoder_only else self.model.parameters()
+        return [p for p in params if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=hp.lr, betas=tuple(hp.betas),
+                                      weight_decay=hp.weight_decay)
+        if hp.warmup_steps <= 0:
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), hp.warmup_steps + 1)
+
+        def factor(step: int) -> float:
+            if step < hp.warmup_steps:
+                return (step + 1) / hp.warmup_steps
+            progress = (step - hp.warmup_steps) / (total - hp.warmup_steps)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,130 @@
+"""The one interface every image-to-image family implements.
+
+A model maps a degraded or partly hidden image (`model_input`, `[B, 3, H, W]` in [0, 1]) and the mask of
+hidden pixels (`mask`, `[B, 1, H, W]`, 1 = hidden) to a clean image `[B, 3, H, W]` in [0, 1]. It is split
+into an encoder (everything `encode` runs, whose parameters `encoder_parameters` yields) and a decoder
+(everything else). Encoder-only unlearning methods optimise the encoder alone, so the decoder never moves.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from imgunlearn.registry import MODELS
+
+Latent = Union[Tensor, list[Tensor]]
+"""What `encode` returns: one tensor, or a list of feature maps (skips, down-path outputs, ...)."""
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class ImageToImageModel(nn.Module, ABC):
+    """Base class of every I2I family.
+
+    Subclasses set `self.config` (a JSON-serialisable dict of the keyword arguments the registered factory
+    needs to rebuild the model, including `"name"`: the registry name), implement the abstract methods, and
+    are built by a factory registered in `imgunlearn.registry.MODELS`.
+    """
+
+    family: str = ""
+    config: dict[str, Any]
+
+    @abstractmethod
+    def encode(self, model_input: Tensor, mask: Tensor, target: Tensor | None = None, seed: int | None = None) -> Latent:
+        """Every feature the decoder consumes.
+
+        Args:
+            model_input: Degraded / masked image, `[B, 3, H, W]` in [0, 1].
+            mask: Hidden pixels, `[B, 1, H, W]`, 1 = hidden.
+            target: The clean image the model is asked to produce, when known. Families whose encoder sees
+                only the input ignore it; the diffusion family noises it (its encoder sees `x_t`).
+            seed: Fixes any randomness inside the encoder (diffusion timesteps and noise) so that a student
+                and its reference called with the same seed see the same draws. Ignored by deterministic
+                families.
+        """
+
+    @abstractmethod
+    def decode(self, latent: Latent, model_input: Tensor, mask: Tensor) -> Tensor:
+        """Back to image space, `[B, 3, H, W]`."""
+
+    @abstractmethod
+    def forward(self, model_input: Tensor, mask: Tensor) -> Tensor:
+        """The completed image, `[B, 3, H, W]` in [0, 1]."""
+
+    @abstractmethod
+    def reconstruction_loss(self, model_input: Tensor, mask: Tensor, target: Tensor) -> Tensor:
+        """The family's own training objective (a scalar) for producing `target`."""
+
+    @abstractmethod
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the encoder: exactly those `encode` uses."""
+
+    def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter that is not an encoder parameter."""
+        encoder_ids = {id(p) for p in self.encoder_parameters()}
+        return (p for p in self.parameters() if id(p) not in encoder_ids)
+
+    def forget_reference_encode(
+        self, masked_input: Tensor, mask: Tensor, masked_target: Tensor, seed: int | None = None
+    ) -> Latent:
+        """What a frozen reference encodes as the forget target of the encoder-teacher method.
+
+        `masked_target` is the image the forget set should turn into (noise, pixelated or flat image) and
+        `masked_input` the task's model input made from it with the same mask. The default encodes that
+        input; the diffusion family overrides it (its reference sees pure noise in the hidden region).
+        """
+        return self.encode(masked_input, mask, target=masked_target, seed=seed)
+
+    # ---- persistence -------------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write `config.json` and `model.safetensors` into `directory` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        tmp_weights = directory / (WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp_weights))
+        tmp_weights.replace(directory / WEIGHTS_NAME)
+        tmp_config = directory / (CONFIG_NAME + ".tmp")
+        tmp_config.write_text(json.dumps(self.config, indent=2, sort_keys=True))
+        tmp_config.replace(directory / CONFIG_NAME)
+        return directory
+
+
+def create_model(name: str, **kwargs: Any) -> ImageToImageModel:
+    """Build the registered model `name` (e.g. `"unet_tiny"`) with optional overrides."""
+    model = MODELS.get(name)(**kwargs)
+    if not isinstance(model, ImageToImageModel):
+        raise TypeError(f"model factory {name!r} returned {type(model).__name__}, not an ImageToImageModel")
+    return model
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching an fnmatch pattern."""
+    return MODELS.list(pattern)
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> ImageToImageModel:
+    """Load a model written by `save_pretrained` (a directory holding config.json and model.safetensors)."""
+    path = Path(path)
+    config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+    for required in (config_path, weights_path):
+        if not required.is_file():
+            raise FileNotFoundError(f"not a saved imgunlearn model: {required} is missing")
+    config = json.loads(config_path.read_text())
+    if "name" not in config:
+        raise ValueError(f"{config_path} has no 'name' entry naming the registered model")
+    kwargs = {k: v for k, v in config.items() if k != "name"}
+    model = create_model(config["name"], **kwargs)
+    state = load_file(str(weights_path), device=str(map_location))
+    model.load_state_dict(state)
+    return model.eval()
