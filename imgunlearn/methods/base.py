@@ -13,7 +13,6 @@ retain images).
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -24,8 +23,16 @@ from torch import Tensor
 from imgunlearn.data.tasks import Task
 from imgunlearn.methods.targets import FORGET_TARGETS, confine, masking_target
 from imgunlearn.models.base import ImageToImageModel, load_model
+from imgunlearn.optim import warmup_cosine
 
 REGIONS = ("image", "box")
+RETAIN_TARGETS = ("image", "reference")
+
+
+def check_retain_target(retain_target: str) -> None:
+    """Validate the `retain_target` option of methods with an output-space retain term."""
+    if retain_target not in RETAIN_TARGETS:
+        raise ValueError(f"unknown retain_target {retain_target!r}; known: {', '.join(RETAIN_TARGETS)}")
 
 
 class UnlearningModule(L.LightningModule):
@@ -75,6 +82,14 @@ class UnlearningModule(L.LightningModule):
             raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if forget_alpha < 0 or retain_alpha < 0:
+            raise ValueError(f"forget_alpha and retain_alpha must be >= 0, got {forget_alpha} and {retain_alpha}")
+        if len(flat_color) != 3 or not all(0.0 <= c <= 1.0 for c in flat_color):
+            raise ValueError(f"flat_color must give 3 values in [0, 1], got {list(flat_color)}")
+        if pixelate_block < 1:
+            raise ValueError(f"pixelate_block must be >= 1, got {pixelate_block}")
         self.save_hyperparameters(ignore=["model", "task"])
         if isinstance(model, str):
             model = load_model(model)
@@ -121,6 +136,12 @@ class UnlearningModule(L.LightningModule):
     def reference_output(self, batch: dict[str, Tensor]) -> Tensor:
         return self.reference(batch["input"], batch["mask"])
 
+    def retain_reconstruction(self, retain: dict[str, Tensor], retain_target: str = "image") -> Tensor:
+        """The family's reconstruction loss on `retain` towards its clean image (`"image"`) or towards the
+        reference's output (`"reference"`)."""
+        target = retain["image"] if retain_target == "image" else self.reference_output(retain)
+        return self.model.reconstruction_loss(retain["input"], retain["mask"], target)
+
     # ---- Lightning ---------------------------------------------------------------------------------
 
     def train(self, mode: bool = True) -> UnlearningModule:
@@ -149,13 +170,5 @@ class UnlearningModule(L.LightningModule):
                                       weight_decay=hp.weight_decay)
         if hp.warmup_steps <= 0:
             return optimizer
-        total = max(int(self.trainer.estimated_stepping_batches), hp.warmup_steps + 1)
-
-        def factor(step: int) -> float:
-            if step < hp.warmup_steps:
-                return (step + 1) / hp.warmup_steps
-            progress = (step - hp.warmup_steps) / (total - hp.warmup_steps)
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = warmup_cosine(optimizer, hp.warmup_steps, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

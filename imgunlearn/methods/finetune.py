@@ -1,0 +1,21 @@
+"""`finetune`: keep training the model on the retain set only (the weakest reference).
+
+The forget batch is ignored; forgetting can only come from the model drifting away from what it learnt
+about the forget set while it keeps reconstructing retain images with the family's own objective:
+
+    L = retain_alpha · recon(x_r)
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from imgunlearn.methods.base import UnlearningModule
+from imgunlearn.registry import METHODS
+
+
+@METHODS.register("finetune")
+class Finetune(UnlearningModule):
+    def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
+        retain_loss = self.model.reconstruction_loss(retain["input"], retain["mask"], retain["image"])
+        return {"loss": self.hparams.retain_alpha * retain_loss, "retain_loss": retain_loss}

@@ -1,0 +1,70 @@
+"""`random_encoder`: push the encoder's features of forget images to fixed random vectors (encoder only).
+
+For every feature map of the latent there is one random tensor `z` of the map's shape `[C, ...]`, drawn
+from the method's seed, the map's index and shape (the same at every step) and shared by all forget
+examples. It is scaled to the reference's feature statistics on the forget batch, so the target lives on
+the scale the decoder expects in every family.
+The retain term is the encoder-teacher's: the encoder's features follow the frozen reference's.
+
+    L_F = Σ_maps mean((E_θ(x_f) - (mean(E_θ0(x_f)) + std(E_θ0(x_f)) · z))²)
+    L_R = Σ_maps mean((E_θ(x_r) - E_θ0(x_r))²)
+    L   = retain_alpha · L_R + forget_alpha · L_F
+
+With `region="box"` the random target applies inside the region (resized to each map's resolution) and
+the reference's features of the same input elsewhere; this needs spatial maps `[B, C, h, w]`.
+`forget_target` is not used.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from imgunlearn.methods.base import UnlearningModule
+from imgunlearn.methods.encoder_teacher import latent_mse
+from imgunlearn.methods.targets import confine
+from imgunlearn.models.base import Latent
+from imgunlearn.registry import METHODS
+
+
+def as_list(latent: Latent) -> list[Tensor]:
+    return [latent] if isinstance(latent, Tensor) else list(latent)
+
+
+@METHODS.register("random_encoder")
+class RandomEncoder(UnlearningModule):
+    encoder_only = True
+
+    def random_vector(self, index: int, shape: torch.Size, like: Tensor) -> Tensor:
+        """The fixed standard-normal target of map `index` of `shape` (batch excluded), the same at every step."""
+        key = zlib.crc32(f"{self.hparams.seed}:{index}:{tuple(shape)}".encode())
+        return torch.randn(shape, generator=torch.Generator().manual_seed(key)).to(like)
+
+    def random_targets(self, reference: list[Tensor], region: Tensor) -> list[Tensor]:
+        targets = []
+        for index, feature in enumerate(reference):
+            z = self.random_vector(index, feature.shape[1:], feature)
+            target = (feature.mean() + feature.std() * z).expand_as(feature)
+            if self.hparams.region == "box":
+                if feature.dim() != 4:
+                    raise ValueError(f"random_encoder with region='box' needs spatial feature maps [B, C, h, w], "
+                                     f"got a map of shape {tuple(feature.shape)}")
+                target = confine(target, feature, F.interpolate(region, size=feature.shape[-2:], mode="area"))
+            targets.append(target)
+        return targets
+
+    def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
+        seed = self.step_seed()
+        with torch.no_grad():
+            forget_ref = as_list(self.reference.encode(forget["input"], forget["mask"], target=forget["image"], seed=seed))
+            forget_targets = self.random_targets(forget_ref, forget["region"])
+            retain_ref = self.reference.encode(retain["input"], retain["mask"], target=retain["image"], seed=seed)
+        forget_latent = as_list(self.model.encode(forget["input"], forget["mask"], target=forget["image"], seed=seed))
+        forget_loss = latent_mse(forget_latent, forget_targets)
+        retain_loss = latent_mse(self.model.encode(retain["input"], retain["mask"], target=retain["image"], seed=seed),
+                                 retain_ref)
+        loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
+        return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}

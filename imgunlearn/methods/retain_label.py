@@ -1,0 +1,56 @@
+"""`retain_label`: train the whole model so that forget inputs produce (random) retain images.
+
+Each step every forget example is paired with a retain image drawn at random (with replacement, from the
+method's seed and the step) from the retain batch, so the two batches may differ in size. With
+`region="box"` the retain image shows only inside the forget example's region (its patch at the same place)
+and the target is the reference's own output elsewhere:
+
+    L_F = recon(x_f -> x_r[π])        π: random pairing; confined to the region for region="box"
+    L_R = recon(x_r -> x_r)           (or -> f_θ0(x_r) with retain_target="reference")
+    L   = retain_alpha · L_R + forget_alpha · L_F
+
+`forget_target` is not used: the retain images are the target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from imgunlearn.methods.base import UnlearningModule, check_retain_target
+from imgunlearn.methods.targets import confine
+from imgunlearn.registry import METHODS
+
+
+@METHODS.register("retain_label")
+class RetainLabel(UnlearningModule):
+    """Forget inputs relabelled with retain images.
+
+    Args:
+        retain_target: `"image"` or `"reference"` (see `noisy_label`).
+        **kwargs: See `UnlearningModule`.
+    """
+
+    def __init__(self, *args: Any, retain_target: str = "image", **kwargs: Any) -> None:
+        check_retain_target(retain_target)
+        super().__init__(*args, **kwargs)
+
+    def retain_images_for(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> Tensor:
+        """One randomly drawn retain image per forget example, `[B_f, 3, H, W]`."""
+        if forget["image"].shape[1:] != retain["image"].shape[1:]:
+            raise ValueError(f"retain_label needs forget and retain images of one shape, got "
+                             f"{tuple(forget['image'].shape[1:])} and {tuple(retain['image'].shape[1:])}")
+        index = torch.randint(0, retain["image"].shape[0], (forget["image"].shape[0],), generator=self.generator())
+        return retain["image"][index.to(retain["image"].device)]
+
+    def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
+        with torch.no_grad():
+            target = self.retain_images_for(forget, retain)
+            if self.hparams.region == "box":
+                target = confine(target, self.reference_output(forget), forget["region"])
+        forget_loss = self.model.reconstruction_loss(forget["input"], forget["mask"], target)
+        retain_loss = self.retain_reconstruction(retain, self.hparams.retain_target)
+        loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
+        return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}
