@@ -1,0 +1,65 @@
+"""`FID`: Fréchet distance between the feature distributions of model outputs and ground truths."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from imgunlearn.metrics.features import Feature, build_feature_extractor
+
+
+def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> Tensor:
+    """`‖μ1 − μ2‖² + tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½)` of two Gaussians, in float64.
+
+    `tr((Σ1 Σ2)^½)` is the sum of square roots of the eigenvalues of `Σ1^½ Σ2 Σ1^½`, which has the same
+    eigenvalues as `Σ1 Σ2` and is symmetric, so it needs no general matrix square root.
+    """
+    mu1, sigma1, mu2, sigma2 = (t.double() for t in (mu1, sigma1, mu2, sigma2))
+    w, v = torch.linalg.eigh(sigma1)
+    root1 = (v * w.clamp(min=0).sqrt()) @ v.T
+    inner = root1 @ sigma2 @ root1
+    trace_root = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
+    return ((mu1 - mu2) ** 2).sum() + torch.trace(sigma1) + torch.trace(sigma2) - 2 * trace_root
+
+
+def mean_and_covariance(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean `[D]` and unbiased covariance `[D, D]` of `[N, D]` features, in float64."""
+    features = features.double()
+    mean = features.mean(dim=0)
+    centred = features - mean
+    return mean, centred.T @ centred / (features.shape[0] - 1)
+
+
+class FID(Metric):
+    """Fréchet distance between features of outputs (`preds`) and of their ground truths (`target`).
+
+    0 when the two sets have the same feature mean and covariance; larger means the outputs are
+    distributed less like the real images.
+
+    Args:
+        feature: Feature extractor: a name, a TorchScript path or an `nn.Module` (see `metrics.features`).
+        allow_download: Let a named extractor download missing weights.
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, feature: Feature = "stats", allow_download: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.feature = build_feature_extractor(feature, "features", allow_download)
+        self.add_state("pred_features", [], dist_reduce_fx="cat")
+        self.add_state("target_features", [], dist_reduce_fx="cat")
+
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+        """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1] (the sets may differ in size)."""
+        self.pred_features.append(self.feature(preds).double())
+        self.target_features.append(self.feature(target).double())
+
+    def compute(self) -> Tensor:
+        preds, target = dim_zero_cat(self.pred_features), dim_zero_cat(self.target_features)
+        if preds.shape[0] < 2 or target.shape[0] < 2:
+            raise ValueError(f"FID needs at least 2 images per set, got {preds.shape[0]} and {target.shape[0]}")
+        return frechet_distance(*mean_and_covariance(preds), *mean_and_covariance(target))

@@ -1,0 +1,68 @@
+"""Which pixels a pixel metric looks at.
+
+Every pixel metric takes `region` = `"image"` (all pixels), `"mask"` (the hidden pixels the model had to
+fill in, 1 in the task's mask) or `"forget"` (the content to forget, e.g. the face box, 1 in the
+example's `region`). Images whose selection is empty are left out of the average.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+REGIONS = ("image", "mask", "forget")
+
+
+def check_region(region: str) -> str:
+    if region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
+    return region
+
+
+def check_pair(preds: Tensor, target: Tensor) -> None:
+    """Both `[B, C, H, W]`, same shape."""
+    if preds.ndim != 4 or preds.shape != target.shape:
+        raise ValueError(f"preds and target must both be [B, C, H, W] of one shape, got "
+                         f"{tuple(preds.shape)} and {tuple(target.shape)}")
+
+
+def selection(region: str, preds: Tensor, mask: Tensor | None, forget_region: Tensor | None) -> Tensor:
+    """The selected pixels as a float `[B, 1, H, W]` map (1 = selected)."""
+    b, _, h, w = preds.shape
+    if region == "image":
+        return torch.ones(b, 1, h, w, device=preds.device, dtype=preds.dtype)
+    chosen = mask if region == "mask" else forget_region
+    if chosen is None:
+        name = "mask" if region == "mask" else "region"
+        raise ValueError(f"a metric over region={region!r} needs the batch's {name!r}, got None")
+    if chosen.shape != (b, 1, h, w):
+        raise ValueError(f"{region} selection must be [B, 1, H, W] = {(b, 1, h, w)}, got {tuple(chosen.shape)}")
+    return (chosen > 0.5).to(preds.dtype)
+
+
+def per_image_mse(preds: Tensor, target: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean squared error over each image's selected pixels (all channels).
+
+    Returns:
+        `(mse [B], valid [B] bool)`; images with an empty selection are not valid.
+    """
+    pixels = weight.sum(dim=(1, 2, 3))  # [B]
+    squared = ((preds - target) ** 2 * weight).sum(dim=(1, 2, 3))  # [B]
+    valid = pixels > 0
+    mse = squared / (pixels.clamp(min=1) * preds.shape[1])
+    return mse, valid
+
+
+def bounding_box(selected: Tensor) -> tuple[int, int, int, int] | None:
+    """`(top, left, bottom, right)` (exclusive ends) of the ones in a `[H, W]` map, or None if empty."""
+    rows = torch.nonzero(selected.any(dim=1)).flatten()
+    cols = torch.nonzero(selected.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return None
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def fills_box(selected: Tensor, box: tuple[int, int, int, int]) -> bool:
+    """True if every pixel of `box` is selected, i.e. the selection is exactly that box."""
+    top, left, bottom, right = box
+    return bool(selected[top:bottom, left:right].all())

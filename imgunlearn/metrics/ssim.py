@@ -1,0 +1,128 @@
+"""`SSIM`: structural similarity over the whole image, the hidden pixels or the forget region.
+
+The whole-image value follows Wang et al. (2004) as `skimage.metrics.structural_similarity` computes it with
+`gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1`: an 11-tap Gaussian window,
+the map averaged over the pixels whose window lies inside the image, then over channels.
+
+A region that is a box (a centred inpainting hole, a face box) is cropped out of both images and scored
+as an image of its own; the window shrinks to fit the crop (odd side, at least 7 px; a crop smaller than
+7 px is first resized up to 7 px). Any other selection (outpainting borders, scattered holes) averages the
+full image's SSIM map (reflect-padded so every pixel has a value) over the selected pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
+
+from imgunlearn.metrics.regions import bounding_box, check_pair, check_region, fills_box, selection
+
+WIN_SIZE = 11
+MIN_WIN_SIZE = 7
+C1 = 0.01**2
+C2 = 0.03**2
+
+
+def gaussian_window(win_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The normalised 1-D Gaussian of `win_size` taps; sigma 1.5 at 11 taps, scaled with the radius."""
+    radius = (win_size - 1) // 2
+    sigma = 1.5 * radius / 5.0
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def _filter(x: Tensor, window: Tensor, pad: bool) -> Tensor:
+    """Separable Gaussian filter of `[B, C, H, W]`, per channel; `pad` reflects so the size is kept."""
+    c = x.shape[1]
+    r = (window.numel() - 1) // 2
+    if pad:
+        x = F.pad(x, (r, r, r, r), mode="reflect")
+    kh = window.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    kw = window.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
+
+
+def ssim_map(preds: Tensor, target: Tensor, win_size: int = WIN_SIZE, pad: bool = False) -> Tensor:
+    """Per-pixel, per-channel SSIM of two `[B, C, H, W]` images in [0, 1].
+
+    Without `pad` the map covers only pixels whose whole window lies inside the image
+    (`[B, C, H - win_size + 1, W - win_size + 1]`); with `pad` it keeps the input's size.
+    """
+    window = gaussian_window(win_size, preds.dtype, preds.device)
+    stacked = torch.cat([preds, target, preds * preds, target * target, preds * target], dim=1)  # [B, 5C, H, W]
+    mx, my, mxx, myy, mxy = _filter(stacked, window, pad).chunk(5, dim=1)
+    vx, vy, vxy = mxx - mx * mx, myy - my * my, mxy - mx * my
+    return ((2 * mx * my + C1) * (2 * vxy + C2)) / ((mx * mx + my * my + C1) * (vx + vy + C2))
+
+
+def ssim(preds: Tensor, target: Tensor, win_size: int = WIN_SIZE) -> Tensor:
+    """Whole-image SSIM per image, `[B]` (the skimage-compatible value described in the module docstring)."""
+    check_pair(preds, target)
+    if min(preds.shape[-2:]) < win_size:
+        raise ValueError(f"images {tuple(preds.shape[-2:])} are smaller than the SSIM window {win_size}")
+    return ssim_map(preds, target, win_size).mean(dim=(1, 2, 3))
+
+
+def crop_ssim(preds: Tensor, target: Tensor) -> Tensor:
+    """SSIM of two `[C, h, w]` crops with a window fitted to the crop (see the module docstring)."""
+    h, w = preds.shape[-2:]
+    side = min(h, w)
+    if side < MIN_WIN_SIZE:
+        scale = MIN_WIN_SIZE / side
+        size = (max(MIN_WIN_SIZE, round(h * scale)), max(MIN_WIN_SIZE, round(w * scale)))
+        preds = F.interpolate(preds[None], size=size, mode="bilinear", align_corners=False)[0]
+        target = F.interpolate(target[None], size=size, mode="bilinear", align_corners=False)[0]
+        side = MIN_WIN_SIZE
+    win_size = min(WIN_SIZE, side if side % 2 else side - 1)
+    return ssim(preds[None], target[None], win_size)[0]
+
+
+class SSIM(Metric):
+    """Mean over images of the structural similarity (1 = identical structure, 0 = unrelated).
+
+    Args:
+        region: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget region, e.g. the face box).
+            Images with no selected pixel are skipped; with none at all `compute` gives NaN.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, region: str = "image", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.region = check_region(region)
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+        """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1]."""
+        check_pair(preds, target)
+        preds, target = preds.double(), target.double()
+        if self.region == "image":
+            values = ssim(preds, target)
+            self.total += values.sum()
+            self.count += values.numel()
+            return
+        weight = selection(self.region, preds, mask, region)
+        for i in range(preds.shape[0]):
+            selected = weight[i, 0] > 0
+            box = bounding_box(selected)
+            if box is None:
+                continue
+            if fills_box(selected, box):
+                top, left, bottom, right = box
+                value = crop_ssim(preds[i, :, top:bottom, left:right], target[i, :, top:bottom, left:right])
+            else:
+                full = ssim_map(preds[i : i + 1], target[i : i + 1], pad=True).mean(dim=1)[0]  # [H, W]
+                value = full[selected].mean()
+            self.total += value
+            self.count += 1
+
+    def compute(self) -> Tensor:
+        if self.count == 0:
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        return self.total / self.count
