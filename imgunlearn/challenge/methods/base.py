@@ -1,0 +1,144 @@
+"""The base of the classifier unlearning methods and the helpers they share.
+
+A method is a class whose constructor takes its hyperparameters and a `seed`, and whose instances are called
+with the challenge's signature, `method(net, retain_loader, forget_loader, val_loader) -> net`: the network is
+changed in place and returned. Batches are dicts with `"image"` and `"age_group"`.
+
+Seeds: with an integer `seed` the call is reproducible on its own: torch's global RNG and the loaders' own
+generators are seeded from it for the call's duration and restored afterwards. With `seed=None` (the default)
+the method draws from the caller's random state as it finds it, the way a challenge submission runs: a pool
+runner that seeds each member differently then gets different members.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from imgunlearn.challenge.training import seeded
+from imgunlearn.registry import Registry
+
+CLASSIFIER_METHODS = Registry("classifier unlearning method")
+
+
+class ClassifierUnlearning:
+    """Base class: subclasses store their hyperparameters in `__init__` and implement `unlearn`.
+
+    Args:
+        seed: Seeds every random draw of the method; None draws from the caller's random state.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = None if seed is None else int(seed)
+        self._run_seed = 0
+
+    @property
+    def run_seed(self) -> int:
+        """The seed of the current call: `seed`, or a number drawn from torch's global RNG when it is None."""
+        return self._run_seed
+
+    def unlearn(self, net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,
+                val_loader: DataLoader | None) -> None:
+        """Change `net` in place so that it forgets the forget set and keeps its accuracy elsewhere."""
+        raise NotImplementedError
+
+    def __call__(self, net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,
+                 val_loader: DataLoader | None = None) -> nn.Module:
+        if self.seed is None:
+            self._run_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            self.unlearn(net, retain_loader, forget_loader, val_loader)
+        else:
+            self._run_seed = self.seed
+            with seeded(self.seed, retain_loader, forget_loader, val_loader):
+                self.unlearn(net, retain_loader, forget_loader, val_loader)
+        net.eval()
+        return net
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+def check_positive(**values: float) -> None:
+    """Raise a ValueError naming the first value that is not positive."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+
+
+def check_share(**values: float) -> None:
+    """Raise a ValueError naming the first value outside [0, 1]."""
+    for name, value in values.items():
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must lie in [0, 1], got {value}")
+
+
+def batches(loader: DataLoader, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    """`(images, labels)` on `device` for each batch of a loader."""
+    for batch in loader:
+        yield batch["image"].to(device), batch["age_group"].to(device)
+
+
+def cycle(loader: DataLoader, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    """`batches(loader)` repeated without end (a new shuffle each pass)."""
+    for _ in itertools.count():
+        yield from batches(loader, device)
+
+
+def paired(retain_loader: DataLoader, forget_loader: DataLoader,
+           device: torch.device) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """One pass over the retain set, each retain batch paired with a forget batch (the forget set cycles)."""
+    forget = cycle(forget_loader, device)
+    for retain_images, retain_labels in batches(retain_loader, device):
+        yield (retain_images, retain_labels, *next(forget))
+
+
+def sgd(params: Iterable[nn.Parameter], lr: float, momentum: float = 0.9,
+        weight_decay: float = 5e-4) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def cosine(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """Cosine annealing to zero over `steps` scheduler steps."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+
+
+def frozen_copy(net: nn.Module) -> nn.Module:
+    """A copy of `net` in eval mode that takes no gradients (a teacher)."""
+    return copy.deepcopy(net).requires_grad_(False).eval()
+
+
+def reinitialize(net: nn.Module, seed: int) -> nn.Module:
+    """Re-draw every parameter and buffer of `net` in place with each module's own `reset_parameters`.
+
+    Works on any network built from standard layers (conv, linear, batch norm, ...); a module with parameters
+    of its own but no `reset_parameters` raises a ValueError naming it.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, module in net.named_modules():
+            owns = any(True for _ in module.parameters(recurse=False))
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            elif hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+            elif owns:
+                raise ValueError(f"cannot re-initialise module {name!r} ({type(module).__name__}): "
+                                 "it has no reset_parameters()")
+    return net
+
+
+def fresh_copy(net: nn.Module, seed: int) -> nn.Module:
+    """A re-initialised copy of `net` (same architecture, new random weights)."""
+    return reinitialize(copy.deepcopy(net), seed)
+
+
+def describe(method: Any) -> dict[str, Any]:
+    """The method's name and hyperparameters, for result files."""
+    return {"class": type(method).__name__, **{k: v for k, v in vars(method).items() if not k.startswith("_")}}
