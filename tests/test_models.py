@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
+from jsonargparse import ArgumentParser
 
 from imgunlearn.data.tasks import make_task
 from imgunlearn.models import create_model, list_models, load_model
@@ -310,3 +314,19 @@ def test_diffusion_decode_needs_its_latent(diffusion):
     latent = diffusion.encode(model_input, mask, target=image, seed=0)
     with pytest.raises(ValueError, match="DiffusionLatent"):
         diffusion.decode(list(latent), model_input, mask)
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "model").glob("*.yaml"))
+
+
+def test_every_family_has_a_model_config():
+    assert {path.stem for path in CONFIGS} >= {f"{family}_small" for family in FAMILIES}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_model_configs_build_their_registered_model(path):
+    block = yaml.safe_load(path.read_text())["model"]["init_args"]["model"]
+    parser = ArgumentParser()
+    parser.add_argument("--model", type=ImageToImageModel)
+    model = parser.instantiate_classes(parser.parse_object({"model": block})).model
+    assert model.config == create_model(path.stem).config
