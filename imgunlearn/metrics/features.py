@@ -109,17 +109,18 @@ def build_feature_extractor(feature: Feature = "stats", kind: str = "features",
     return FeatureExtractor(module, path.name)
 
 
-def describe_feature(extractor: FeatureExtractor) -> str:
-    """A short human description of an extractor, for reports."""
-    if extractor.name == "stats":
+def describe_feature(feature: FeatureExtractor | str) -> str:
+    """A short human description of an extractor (or of an extractor name), for reports."""
+    name = feature.name if isinstance(feature, FeatureExtractor) else str(feature)
+    if name == "stats":
         return "handcrafted image statistics (offline; not comparable to published Inception/CLIP numbers)"
-    if extractor.name == "random_conv":
+    if name == "random_conv":
         return "a fixed random-weight conv net, seed 0 (offline; not comparable to published Inception/CLIP numbers)"
-    if extractor.name == "inception":
+    if name == "inception":
         return "the standard FID Inception-v3"
-    if extractor.name == "clip":
+    if name == "clip":
         return "CLIP ViT-B/32 image embeddings"
-    return f"a user-supplied extractor ({extractor.name})"
+    return f"a user-supplied extractor ({name})"
 
 
 class _Exported(nn.Module):

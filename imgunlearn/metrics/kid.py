@@ -71,6 +71,8 @@ class KID(Metric):
         size = min(self.subset_size, preds.shape[0], target.shape[0])
         if size < 2:
             raise ValueError(f"KID needs at least 2 images per set, got {preds.shape[0]} and {target.shape[0]}")
+        if size == preds.shape[0] == target.shape[0]:  # every subset is the whole of both sets
+            return mmd2_unbiased(preds, target, self.degree, self.gamma, self.coef)
         generator = torch.Generator().manual_seed(self.seed)
         values = []
         for _ in range(self.subsets):
