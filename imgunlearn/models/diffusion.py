@@ -3,7 +3,8 @@
 The U-Net predicts the noise `ε` of `x_t = sqrt(ᾱ_t) · x_0 + sqrt(1 - ᾱ_t) · ε`, where `x_0` is the full clean
 image scaled to [-1, 1]. Its 7 input channels are `x_t`, the condition (model input scaled to [-1, 1], hidden
 pixels 0) and the mask. `reconstruction_loss` is the denoising MSE at uniformly drawn timesteps; `forward`
-samples with a few deterministic DDIM steps (`num_inference_steps`, seeded by `sample_seed`).
+samples with a few deterministic DDIM steps (`num_inference_steps`, seeded by `sample_seed`). Every variant
+has self-attention in the U-Net's mid block; `AttnDownBlock2D` / `AttnUpBlock2D` add more.
 
 Encoder = time embedding + `conv_in` + down blocks + mid block; decoder = up blocks + output norm and conv.
 `encode` runs the encoder explicitly and returns a `DiffusionLatent`: the list of every residual the down
@@ -72,8 +73,8 @@ class PaletteDiffusion(ImageToImageModel):
     def __init__(
         self,
         block_out_channels: Sequence[int] = (32, 64, 64),
-        down_block_types: Sequence[str] = ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-        up_block_types: Sequence[str] = ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        down_block_types: Sequence[str] = ("DownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types: Sequence[str] = ("UpBlock2D", "UpBlock2D", "UpBlock2D"),
         layers_per_block: int = 1,
         norm_num_groups: int = 8,
         attention_head_dim: int = 8,
@@ -232,9 +233,8 @@ class PaletteDiffusion(ImageToImageModel):
 PRESETS: dict[str, dict[str, Any]] = {
     "diffusion_tiny": {"block_out_channels": [16, 32], "down_block_types": ["DownBlock2D", "DownBlock2D"],
                        "up_block_types": ["UpBlock2D", "UpBlock2D"], "num_inference_steps": 4},
-    "diffusion_small": {"block_out_channels": [32, 64, 64],
-                        "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D"],
-                        "up_block_types": ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D"], "num_inference_steps": 10},
+    "diffusion_small": {"block_out_channels": [32, 64, 64], "down_block_types": ["DownBlock2D"] * 3,
+                        "up_block_types": ["UpBlock2D"] * 3, "num_inference_steps": 10},
     "diffusion_base": {"block_out_channels": [64, 128, 256, 256], "layers_per_block": 2, "norm_num_groups": 32,
                        "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
                        "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
@@ -254,7 +254,7 @@ def diffusion_tiny(**kwargs: Any) -> PaletteDiffusion:
 
 @MODELS.register()
 def diffusion_small(**kwargs: Any) -> PaletteDiffusion:
-    """Three levels of 32/64/64 channels, attention at the coarsest, 10 sampling steps: the CPU demo model."""
+    """Three levels of 32/64/64 channels, attention in the mid block only, 10 sampling steps: the CPU demo model."""
     return _build("diffusion_small", kwargs)
 
 
