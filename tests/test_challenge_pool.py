@@ -262,7 +262,7 @@ def test_score_json_and_report(tmp_path, original):
     assert original_row["time_ratio"] == 0.0 and original_row["passes_time_cutoff"]
     assert scores["retrain"]["time_ratio"] > 0.2  # retraining is no unlearning shortcut
     unlearned, retrained = load_pool(tmp_path, "tiny-finetune")
-    assert scores["tiny-finetune"]["retain_acc"]["unlearned"] == pytest.approx(unlearned.retain_acc.mean())
+    assert scores["tiny-finetune"]["retain_acc"]["unlearned"] == pytest.approx(100 * unlearned.retain_acc.mean())
     assert scores["tiny-finetune"]["unlearn_time"] == pytest.approx(unlearned.wall_time.mean())
 
     summary = json.loads((tmp_path / "score.json").read_text())
@@ -279,3 +279,68 @@ def test_unknown_method_in_pool_is_named(tmp_path, original):
     run(tmp_path, Counter(make_data()), original, n_models=2)
     with pytest.raises(FileNotFoundError, match="tiny-finetune"):
         load_pool(tmp_path, "never-run")
+
+
+# ---- the commands, on a tiny original made from the embedded synthetic faces --------------------------------
+
+TINY_SETTING = {
+    "data": {"source": "synthetic", "num_people": 24, "size": 16, "seed": 0, "images_per_person": [3, 6]},
+    "split": {"forget_people": 3, "seed": 0},
+    "training": {"model": "cnn_tiny", "epochs": 1, "lr": 3e-3},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_original(tmp_path_factory) -> Path:
+    from imgunlearn.challenge.pool_commands import prepare_original
+
+    return prepare_original(tmp_path_factory.mktemp("original"), TINY_SETTING)
+
+
+def test_run_and_score_commands(tmp_path, tiny_original, capsys):
+    from imgunlearn.challenge.pool_commands import load_original, run_main, score_main
+
+    common = ["--n-models", "3", "--original", str(tiny_original), "--out", str(tmp_path / "pool"), "--no-progress"]
+    assert run_main(["--method", "finetune", "--shard", "0/2", *common]) == 0
+    with pytest.raises(FileNotFoundError, match="indices 1"):
+        score_main(["--pool", str(tmp_path / "pool")])
+    assert run_main(["--method", "finetune", "--shard", "1/2", *common]) == 0
+    assert run_main(["--method", "retrain", *common]) == 0
+    assert score_main(["--pool", str(tmp_path / "pool")]) == 0
+    assert "| `finetune` | 3 |" in capsys.readouterr().out
+    score = json.loads((tmp_path / "pool" / "methods" / "finetune" / "score.json").read_text())
+    assert score["n_models"] == 3 and len(score["epsilons"]) == len(load_original(tiny_original).data.forget)
+    with pytest.raises(ValueError, match="was not run"):
+        score_main(["--pool", str(tmp_path / "pool"), "--method", "scrub"])
+    with pytest.raises(ValueError, match="no hyperparameter"):
+        run_main(["--method", "finetune", "--method-kwargs", '{"epochz": 2}', *common])
+
+
+def test_original_directory_errors(tmp_path):
+    from imgunlearn.challenge.pool_commands import load_original
+
+    with pytest.raises(FileNotFoundError, match="original.json"):
+        load_original(tmp_path)
+
+
+def registered_methods() -> list[str]:
+    from imgunlearn.challenge.methods import list_methods
+
+    return [name for name in list_methods() if name != "retrain"]
+
+
+@pytest.mark.parametrize("method", registered_methods())
+def test_registered_methods_give_reproducible_pools(tmp_path, tiny_original, method):
+    from imgunlearn.challenge.methods import resolve_unlearning
+    from imgunlearn.challenge.pool_commands import load_original
+
+    original = load_original(tiny_original, batch_size=16)
+    retrain = original.recipe.retrainer(original.data, original.num_classes)
+    runs = []
+    for attempt in ("a", "b"):
+        run_pool(tmp_path / attempt, original.data, original.model, retrain, {"recipe": "tiny"},
+                 resolve_unlearning(method), 2, method_name=method, cache_dir=tmp_path / "cache", progress=False)
+        runs.append(pool_files(tmp_path / attempt / "methods"))
+    assert_same_results(*runs)
+    members = load_members(tmp_path / "a" / "methods" / method, [0, 1])
+    assert np.isfinite(members.confidences).all() and members.seeds[0] != members.seeds[1]

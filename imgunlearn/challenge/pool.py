@@ -159,12 +159,20 @@ def hash_state_dict(module: nn.Module) -> str:
 
 
 def hash_callable(fn: Callable[..., Any]) -> str:
-    """Hash of a function's source (its qualified name when the source is not available)."""
+    """Hash of what an unlearning callable runs: its source (unwrapped), plus its `repr` for a method object.
+
+    Registered methods are objects whose `repr` lists their hyperparameters, so other hyperparameters give
+    another hash. Without source (a builtin, an interactive definition) the qualified name stands in.
+    """
+    fn = inspect.unwrap(fn)
+    target = fn if inspect.isroutine(fn) or inspect.isclass(fn) else type(fn)
     try:
-        source = inspect.getsource(fn)
+        text = inspect.getsource(target)
     except (OSError, TypeError):
-        source = f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', repr(fn))}"
-    return hashlib.sha256(source.encode()).hexdigest()
+        text = f"{getattr(target, '__module__', '')}:{getattr(target, '__qualname__', repr(target))}"
+    if target is not fn:
+        text += "\n" + repr(fn)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def derive_seed(base_seed: int, kind: str, index: int) -> int:
@@ -391,6 +399,7 @@ def run_members(
     base_seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    progress_position: int = 0,
 ) -> RunSummary:
     """Make every member of `jobs` that shard `shard` owns and has no complete result file yet.
 
@@ -401,6 +410,7 @@ def run_members(
         base_seed: Seeds of member `k` of kind `kind` are `derive_seed(base_seed, kind, k)`.
         device: Where models are evaluated.
         progress: Show a tqdm bar (models done, time left).
+        progress_position: Line of the bar (parallel shards in one terminal use one line each).
     """
     summary = RunSummary()
     todo: list[tuple[MemberJob, int]] = []
@@ -413,7 +423,7 @@ def run_members(
         todo += [(job, k) for k in mine if k not in set(done)]
     skipped = sum(summary.skipped.values())
     bar = tqdm(total=len(todo), desc=f"pool shard {shard[0]}/{shard[1]} ({skipped} done before)", unit="model",
-               disable=not progress, dynamic_ncols=True)
+               disable=not progress, dynamic_ncols=True, position=progress_position)
     with bar:
         for job, index in todo:
             bar.set_postfix_str(f"{job.kind} {index}")
@@ -502,6 +512,7 @@ def run_pool(
     base_seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    progress_position: int = 0,
 ) -> RunSummary:
     """Run (a shard of) the pool of `method` and of the retrained models it is compared with.
 
@@ -525,6 +536,7 @@ def run_pool(
         base_seed: Root of every member's seed.
         device: Where unlearning and evaluation run.
         progress: Show a tqdm bar.
+        progress_position: Line of the bar.
 
     Returns:
         How many members were made and skipped, per kind.
@@ -567,7 +579,8 @@ def run_pool(
         write_member(original_path, result.pop("confidences"),
                      {"kind": ORIGINAL, "index": 0, "seed": -1, "wall_time": 0.0, "input_hash": original_input,
                       **result})
-    return run_members(jobs, data, shard=shard, base_seed=base_seed, device=device, progress=progress)
+    return run_members(jobs, data, shard=shard, base_seed=base_seed, device=device, progress=progress,
+                       progress_position=progress_position)
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -655,7 +668,11 @@ def _replicate_original(path: Path, n_models: int) -> PoolMembers:
 
 
 def score_members(unlearned: PoolMembers, retrained: PoolMembers) -> dict[str, Any]:
-    """The challenge scores of an unlearned pool against a retrained pool of the same size."""
+    """The challenge scores of an unlearned pool against a retrained pool of the same size.
+
+    Accuracies are pool means in percent (`{"unlearned": ..., "retrained": ...}`); times are mean seconds of
+    the unlearning call and of retraining; `epsilons` lists the per-example ε in forget-set order.
+    """
     from imgunlearn.challenge.scoring import final_score, forget_score_from_epsilons, per_example_epsilons
 
     n_models = unlearned.confidences.shape[0]
@@ -664,8 +681,9 @@ def score_members(unlearned: PoolMembers, retrained: PoolMembers) -> dict[str, A
                          f"retrained {retrained.confidences.shape}")
     epsilons = np.asarray(per_example_epsilons(unlearned.confidences, retrained.confidences), dtype=np.float64)
     forget = float(forget_score_from_epsilons(epsilons, n_models))
-    means = {key: {"unlearned": float(getattr(unlearned, key).mean()), "retrained": float(getattr(retrained, key).mean())}
-             for key in ("retain_acc", "test_acc", "forget_acc")}
+    means = {key: {side: 100 * float(getattr(members, key).mean())
+                   for side, members in (("unlearned", unlearned), ("retrained", retrained))}
+             for key in ("retain_acc", "test_acc", "forget_acc")}  # percent, as the challenge's final score
     final = final_score(forget, means["retain_acc"]["unlearned"], means["retain_acc"]["retrained"],
                         means["test_acc"]["unlearned"], means["test_acc"]["retrained"])
     unlearn_time, retrain_time = float(unlearned.wall_time.mean()), float(retrained.wall_time.mean())
@@ -700,7 +718,7 @@ def score_pool(
     independent retrained pool scored as if unlearned, which needs `run --method retrain`).
 
     Writes `methods/<method>/score.json` per row (flat keys: forget_score, final_score, n_models, retain_acc,
-    test_acc, forget_acc, time_ratio, passes_time_cutoff, epsilons, ...), `score.json` holding all rows,
+    test_acc, forget_acc in percent, time_ratio, passes_time_cutoff, epsilons, ...), `score.json` holding all rows,
     and `report.md` with its figures in `report/`.
 
     Returns:

@@ -44,7 +44,7 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def _pair(score: Mapping[str, Any], key: str) -> str:
-    return f"{100 * score[key]['unlearned']:.1f} / {100 * score[key]['retrained']:.1f}"
+    return f"{score[key]['unlearned']:.1f} / {score[key]['retrained']:.1f}"
 
 
 def _label(name: str) -> str:
