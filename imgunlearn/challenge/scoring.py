@@ -175,7 +175,9 @@ class _SortedPools:
         return self.cum_pos[index], self.cum_neg[index]
 
 
-def _double_threshold_counts(pools: _SortedPools, pos: np.ndarray, neg: np.ndarray, n: int):
+def _double_threshold_counts(
+    pools: _SortedPools, pos: np.ndarray, neg: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(fp, fn) of every (left, right) threshold pair; positive means `t_l <= c <= t_r`."""
     pos_range, neg_range = pos.max() - pos.min(), neg.max() - neg.min()
     width = neg_range if pos_range > neg_range else pos_range
@@ -193,7 +195,7 @@ def _double_threshold_counts(pools: _SortedPools, pos: np.ndarray, neg: np.ndarr
     return inside_neg, n - inside_pos
 
 
-def _single_threshold_counts(pools: _SortedPools, n: int):
+def _single_threshold_counts(pools: _SortedPools, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(fp, fn) of every single threshold on the float32 grid; positive means `c >= t`."""
     lo, hi = float(pools.values[0]), float(pools.values[-1])
     grid = torch.linspace(lo, hi, math.ceil((hi - lo) * THRESHOLDS_PER_UNIT), dtype=torch.float32)
