@@ -177,3 +177,21 @@ def test_too_few_images_raise():
     metric.update(images(1, 0), images(1, 1))
     with pytest.raises(ValueError, match="at least 2"):
         metric.compute()
+
+
+def test_extractor_reuses_features_of_the_same_tensor_only():
+    calls = []
+
+    class Counting(nn.Module):
+        def forward(self, x):
+            calls.append(1)
+            return x.mean(dim=(2, 3))
+
+    extractor = build_feature_extractor(Counting())
+    x = images(2, 0)
+    first = extractor(x)
+    assert extractor(x) is first and len(calls) == 1
+    x.mul_(0.5)  # changed in place: must be embedded again
+    torch.testing.assert_close(extractor(x), first * 0.5)
+    extractor(x.clone())
+    assert len(calls) == 3

@@ -8,6 +8,7 @@ coordinates of the original image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -77,6 +78,12 @@ class FaceDetector:
             return np.zeros((0, 4), dtype=np.int64)
         boxes = np.asarray(found, dtype=np.float64) / self.upscale
         return np.round(boxes).astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def default_detector() -> FaceDetector:
+    """One shared detector with the default settings (loading a cascade takes a moment)."""
+    return FaceDetector()
 
 
 def box_overlap(box: np.ndarray, region: np.ndarray) -> float:

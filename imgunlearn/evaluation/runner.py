@@ -131,7 +131,7 @@ def _resolve_extractors(feature: Feature | None, logits: Feature | None, names: 
     return features, logit_extractor
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def compute_metrics(data: Mapping[str, Mapping[str, Tensor]], outputs: Mapping[str, Mapping[str, Tensor]],
                     metrics: Sequence[str] = DEFAULT_METRICS, feature: Feature | None = "stats",
                     logits: Feature | None = None, batch_size: int = 64, device: str | torch.device = "cpu",

@@ -26,11 +26,11 @@ class FaceLeakRate(Metric):
 
     def __init__(self, in_region: bool = False, min_overlap: float = 0.25, detector=None, **kwargs) -> None:
         super().__init__(**kwargs)
-        from imgunlearn.evaluation.faces import FaceDetector  # imported here: evaluation imports metrics
+        from imgunlearn.evaluation.faces import default_detector  # imported here: evaluation imports metrics
 
         if not 0.0 < min_overlap <= 1.0:
             raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}")
-        self.detector = detector if detector is not None else FaceDetector()
+        self.detector = detector if detector is not None else default_detector()
         self.in_region, self.min_overlap = in_region, min_overlap
         self.add_state("hits", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")

@@ -20,6 +20,7 @@ built raises `FeatureUnavailableError` saying what is missing.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import torch
@@ -39,10 +40,19 @@ class FeatureUnavailableError(RuntimeError):
 
 
 class FeatureExtractor(nn.Module):
-    """Holds an extractor in eval mode without gradients and flattens its output to `[B, D]` float."""
+    """Holds an extractor in eval mode without gradients and flattens its output to `[B, D]` float.
+
+    Several metrics sharing one extractor often embed the same batch (FID, KID and the cosine all embed the
+    outputs and the ground truths): the features of the last few input tensors are remembered, keyed by the
+    tensor object itself (a weak reference) and its in-place version counter, so a batch is embedded once
+    (tensors made under `torch.inference_mode` have no version counter and are not remembered).
+    """
+
+    cache_size = 4
 
     def __init__(self, module: nn.Module, name: str) -> None:
         super().__init__()
+        self._cache: list[tuple[weakref.ref, int, Tensor]] = []
         self.module = module.eval()
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
@@ -55,10 +65,18 @@ class FeatureExtractor(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"feature extractors take RGB images [B, 3, H, W] in [0, 1], got {tuple(images.shape)}")
+        cacheable = not images.is_inference()  # inference tensors have no version counter
+        if cacheable:
+            for ref, version, features in self._cache:
+                if ref() is images and version == images._version:
+                    return features
         out = self.module(images)
         if isinstance(out, (tuple, list)):
             out = out[0]
-        return out.reshape(images.shape[0], -1).float()  # [B, D]
+        features = out.reshape(images.shape[0], -1).float()  # [B, D]
+        if cacheable:
+            self._cache = [*self._cache[-(self.cache_size - 1):], (weakref.ref(images), images._version, features)]
+        return features
 
 
 def build_feature_extractor(feature: Feature = "stats", kind: str = "features",

@@ -70,13 +70,14 @@ class StatsFeatures(nn.Module):
         mean = x.mean(dim=(2, 3)) - 0.5  # [B, 3]
         std = x.std(dim=(2, 3)) * 2.0 - 0.5  # [B, 3]
         index = (x * self.bins).long().clamp(max=self.bins - 1).flatten(2)  # [B, 3, S*S]
-        hist = F.one_hot(index, self.bins).float().mean(dim=2) - 1.0 / self.bins  # [B, 3, bins]
+        counts = torch.zeros(b, 3, self.bins, device=x.device).scatter_add_(2, index, torch.ones_like(x).flatten(2))
+        hist = counts / index.shape[2] - 1.0 / self.bins  # [B, 3, bins]
 
         cell_mean = F.adaptive_avg_pool2d(luma, self.grid)  # [B, 1, G, G]
         cell_sq = F.adaptive_avg_pool2d(luma * luma, self.grid)
         cell_std = (cell_sq - cell_mean**2).clamp(min=0).sqrt()
         grad = F.conv2d(F.pad(luma, (1, 1, 1, 1), mode="replicate"), self.sobel)  # [B, 2, S, S]
-        magnitude = grad.norm(dim=1, keepdim=True)  # [B, 1, S, S]
+        magnitude = (grad * grad).sum(dim=1, keepdim=True).sqrt()  # [B, 1, S, S]
         cell_edges = F.adaptive_avg_pool2d(magnitude, self.grid)
         layout = torch.cat([cell_mean - 0.5, cell_std * 4.0 - 0.5, cell_edges * 8.0 - 0.5], dim=1).flatten(1)
 
