@@ -35,6 +35,12 @@ def check_retain_target(retain_target: str) -> None:
         raise ValueError(f"unknown retain_target {retain_target!r}; known: {', '.join(RETAIN_TARGETS)}")
 
 
+def masked_mse(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:
+    """Mean squared error `[B, C, H, W]` over the pixels where `weight` (`[B, 1, H, W]`) is 1; 0 if it is empty."""
+    total = weight.sum() * a.shape[1]
+    return (weight * (a - b) ** 2).sum() / total.clamp_min(1.0)
+
+
 class UnlearningModule(L.LightningModule):
     """Base of every I2I unlearning method.
 
@@ -136,11 +142,30 @@ class UnlearningModule(L.LightningModule):
     def reference_output(self, batch: dict[str, Tensor]) -> Tensor:
         return self.reference(batch["input"], batch["mask"])
 
+    def kept_image(self, batch: dict[str, Tensor], retain_target: str = "image") -> Tensor:
+        """What the model should keep producing for `batch`: its clean image (`"image"`) or the reference's
+        output (`"reference"`)."""
+        return batch["image"] if retain_target == "image" else self.reference_output(batch)
+
     def retain_reconstruction(self, retain: dict[str, Tensor], retain_target: str = "image") -> Tensor:
-        """The family's reconstruction loss on `retain` towards its clean image (`"image"`) or towards the
-        reference's output (`"reference"`)."""
-        target = retain["image"] if retain_target == "image" else self.reference_output(retain)
-        return self.model.reconstruction_loss(retain["input"], retain["mask"], target)
+        """The family's reconstruction loss on `retain` towards `kept_image(retain, retain_target)`."""
+        return self.model.reconstruction_loss(retain["input"], retain["mask"], self.kept_image(retain, retain_target))
+
+    def model_output(self, batch: dict[str, Tensor], target: Tensor, seed: int | None = None) -> Tensor:
+        """The trainable model's output on `batch` in one differentiable pass, `decode(encode(...))`.
+
+        For single-pass families this is `forward`; the diffusion family's encoder sees `target` noised (with
+        `seed`), so the output is its one-step estimate of `target`.
+        """
+        latent = self.model.encode(batch["input"], batch["mask"], target=target, seed=seed)
+        return self.model.decode(latent, batch["input"], batch["mask"])
+
+    def output_mse(self, output: Tensor, target: Tensor, region: Tensor) -> Tensor:
+        """MSE of `output` to `target`; with `region="box"` the mean inside the region plus the mean outside it,
+        so a small region weighs as much as the rest of the image."""
+        if self.hparams.region == "box":
+            return masked_mse(output, target, region) + masked_mse(output, target, 1.0 - region)
+        return torch.mean((output - target) ** 2)
 
     # ---- Lightning ---------------------------------------------------------------------------------
 

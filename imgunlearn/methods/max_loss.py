@@ -1,17 +1,18 @@
-"""`max_loss`: gradient ascent on the forget reconstruction loss, descent on the retain loss (whole model).
+"""`max_loss`: gradient ascent on the forget reconstruction error, descent on the retain loss (whole model).
 
-Plain ascent is unbounded: the loss can grow without limit and wreck the model. Here the ascent stops once
-the forget loss reaches `forget_bound` (a hinge, so the term and its gradient are zero beyond the bound):
+Plain ascent is unbounded: the error can grow without limit and wreck the model. Here the ascent stops once
+the forget error (an MSE in output space on [0, 1] images, for every family) reaches `forget_bound`: the
+term is a hinge, so it and its gradient are zero beyond the bound. The default 0.05 is about 13 dB PSNR.
 
-    L_F = relu(forget_bound - recon(x_f -> x_f))
-    L_R = recon(x_r -> x_r)            (or -> f_θ0(x_r) with retain_target="reference")
+    E_F = mse(f_θ(x_f), x_f)
+    L_F = relu(forget_bound - E_F)
+    L_R = recon(x_r -> x_r or f_θ0(x_r))
     L   = retain_alpha · L_R + forget_alpha · L_F
 
-`forget_bound` is in the units of the family's reconstruction loss (for the `unet` family an MSE on
-[0, 1] images: 0.05 is about 13 dB PSNR). With `region="box"` the ascent uses only the error inside each
-forget example's region, and outside it the output is held to the reference's output:
-
-    L_F = relu(forget_bound - mse_region(f_θ(x_f), x_f)) + mse_outside(f_θ(x_f), f_θ0(x_f))
+With `region="box"` the error is measured inside each forget example's region only, and outside it the
+output is held to the kept image (the clean image, or the reference's output with
+`retain_target="reference"`): `L_F = relu(forget_bound - E_F,region) + mse_outside(f_θ(x_f), kept)`.
+For the diffusion family the output is the one-step estimate of `x_f` (see `UnlearningModule.model_output`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from imgunlearn.methods.base import UnlearningModule, check_retain_target
+from imgunlearn.methods.base import UnlearningModule, check_retain_target, masked_mse
 from imgunlearn.registry import METHODS
-
-
-def masked_mse(a: Tensor, b: Tensor, weight: Tensor) -> Tensor:
-    """Mean squared error over the pixels where `weight` (`[B, 1, H, W]`) is 1; 0 when it is empty."""
-    total = weight.sum() * a.shape[1]
-    return (weight * (a - b) ** 2).sum() / total.clamp_min(1.0)
 
 
 @METHODS.register("max_loss")
@@ -36,8 +31,8 @@ class MaxLoss(UnlearningModule):
     """Bounded gradient ascent on the forget set.
 
     Args:
-        forget_bound: The forget loss beyond which the ascent stops.
-        retain_target: `"image"` or `"reference"` (see `noisy_label`).
+        forget_bound: The forget MSE beyond which the ascent stops.
+        retain_target: `"image"` or `"reference"`: what kept content is trained towards.
         **kwargs: See `UnlearningModule`.
     """
 
@@ -48,16 +43,16 @@ class MaxLoss(UnlearningModule):
         super().__init__(*args, **kwargs)
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
-        bound = self.hparams.forget_bound
-        if self.hparams.region == "box":
+        hp = self.hparams
+        output = self.model_output(forget, forget["image"], seed=self.step_seed())
+        if hp.region == "box":
             region = forget["region"]
-            output = self.model(forget["input"], forget["mask"])
             forget_error = masked_mse(output, forget["image"], region)
-            hold = masked_mse(output, self.reference_output(forget), 1.0 - region)
-            forget_loss = torch.relu(bound - forget_error) + hold
+            hold = masked_mse(output, self.kept_image(forget, hp.retain_target), 1.0 - region)
+            forget_loss = torch.relu(hp.forget_bound - forget_error) + hold
         else:
-            forget_error = self.model.reconstruction_loss(forget["input"], forget["mask"], forget["image"])
-            forget_loss = torch.relu(bound - forget_error)
-        retain_loss = self.retain_reconstruction(retain, self.hparams.retain_target)
-        loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
+            forget_error = torch.mean((output - forget["image"]) ** 2)
+            forget_loss = torch.relu(hp.forget_bound - forget_error)
+        retain_loss = self.retain_reconstruction(retain, hp.retain_target)
+        loss = hp.retain_alpha * retain_loss + hp.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "forget_error": forget_error.detach(), "retain_loss": retain_loss}

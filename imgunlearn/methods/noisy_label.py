@@ -1,15 +1,21 @@
 """`noisy_label`: train the whole model so that forget inputs produce the forget target image.
 
-The forget term is the family's own reconstruction objective towards the forget target (for the `unet`
-family that is the MSE in output space). The target is a noise image (`normal` by default) or a masking
-image (`pixelate`, `flat`); with `region="box"` it is confined to each forget example's region and is the
-reference's own output elsewhere, so only the region changes. The retain term is the same objective
-towards `retain_target`: the clean retain image (`"image"`, ordinary training) or the reference's output
-(`"reference"`, distillation that holds retain behaviour where it was):
+The forget term is an MSE in output space between the model's output on a forget input and the forget
+target: a noise image (`normal` by default) or a masking image (`pixelate`, `flat`). With `region="box"`
+the target is confined to each forget example's region and is the kept image elsewhere, and the loss is
+the mean inside the region plus the mean outside it, so a small face box weighs as much as the rest of
+the tile. The retain term is the family's own reconstruction objective.
 
-    L_F = recon(x_f -> n)             n = forget target (confined to the region for region="box")
+`retain_target` says what the model should keep producing for content it keeps (retain images, and forget
+images outside the region): the clean image (`"image"`, ordinary training) or the reference's own output
+(`"reference"`, distillation that holds behaviour where it was).
+
+    L_F = mse(f_θ(x_f), n)           n = forget target (inside the region, kept image outside, for "box")
     L_R = recon(x_r -> x_r or f_θ0(x_r))
     L   = retain_alpha · L_R + forget_alpha · L_F
+
+For the diffusion family the output is the one-step estimate of `n` from its noised version (see
+`UnlearningModule.model_output`); the reference's output is a full sampling run, so `"image"` is cheaper.
 """
 
 from __future__ import annotations
@@ -28,8 +34,7 @@ class NoisyLabel(UnlearningModule):
     """Output-space forgetting towards a noise or masking image.
 
     Args:
-        retain_target: `"image"` (reconstruct the clean retain image) or `"reference"` (match the
-            reference's output on it).
+        retain_target: `"image"` or `"reference"`: what kept content is trained towards.
         **kwargs: See `UnlearningModule`.
     """
 
@@ -38,10 +43,12 @@ class NoisyLabel(UnlearningModule):
         super().__init__(*args, **kwargs)
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
+        retain_target = self.hparams.retain_target
         with torch.no_grad():
-            elsewhere = self.reference_output(forget) if self.hparams.region == "box" else None
+            elsewhere = self.kept_image(forget, retain_target) if self.hparams.region == "box" else None
             target = self.forget_target(forget, elsewhere=elsewhere)
-        forget_loss = self.model.reconstruction_loss(forget["input"], forget["mask"], target)
-        retain_loss = self.retain_reconstruction(retain, self.hparams.retain_target)
+        output = self.model_output(forget, target, seed=self.step_seed())
+        forget_loss = self.output_mse(output, target, forget["region"])
+        retain_loss = self.retain_reconstruction(retain, retain_target)
         loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}

@@ -26,17 +26,44 @@ from torch import Tensor
 from imgunlearn.methods.base import UnlearningModule
 from imgunlearn.methods.encoder_teacher import latent_mse
 from imgunlearn.methods.targets import confine
-from imgunlearn.models.base import Latent
+from imgunlearn.models.base import ImageToImageModel, Latent
 from imgunlearn.registry import METHODS
+
+PROBE_SIDE = 64
 
 
 def as_list(latent: Latent) -> list[Tensor]:
     return [latent] if isinstance(latent, Tensor) else list(latent)
 
 
+def check_spatial(latent: list[Tensor], model_name: str) -> None:
+    for feature in latent:
+        if feature.dim() != 4:
+            raise ValueError(f"random_encoder with region='box' needs spatial feature maps [B, C, h, w]; "
+                             f"{model_name} encodes a map of shape {tuple(feature.shape)}")
+
+
 @METHODS.register("random_encoder")
 class RandomEncoder(UnlearningModule):
     encoder_only = True
+
+    def check_model(self, model: ImageToImageModel) -> None:
+        """With `region="box"`, refuse families whose latent is not spatial (e.g. `mae`'s tokens `[B, L, D]`).
+
+        The latent's layout is probed by encoding one blank 64×64 image; a family that cannot encode that
+        size is checked at the first step instead.
+        """
+        if self.hparams.region != "box":
+            return
+        blank, training = torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE), model.training
+        try:
+            with torch.no_grad():
+                latent = as_list(model.eval().encode(blank, blank[:, :1], target=blank, seed=0))
+        except ValueError:
+            return
+        finally:
+            model.train(training)
+        check_spatial(latent, model.config.get("name", type(model).__name__))
 
     def random_vector(self, index: int, shape: torch.Size, like: Tensor) -> Tensor:
         """The fixed standard-normal target of map `index` of `shape` (batch excluded), the same at every step."""
@@ -44,14 +71,14 @@ class RandomEncoder(UnlearningModule):
         return torch.randn(shape, generator=torch.Generator().manual_seed(key)).to(like)
 
     def random_targets(self, reference: list[Tensor], region: Tensor) -> list[Tensor]:
+        box = self.hparams.region == "box"
+        if box:
+            check_spatial(reference, self.model.config.get("name", type(self.model).__name__))
         targets = []
         for index, feature in enumerate(reference):
             z = self.random_vector(index, feature.shape[1:], feature)
             target = (feature.mean() + feature.std() * z).expand_as(feature)
-            if self.hparams.region == "box":
-                if feature.dim() != 4:
-                    raise ValueError(f"random_encoder with region='box' needs spatial feature maps [B, C, h, w], "
-                                     f"got a map of shape {tuple(feature.shape)}")
+            if box:
                 target = confine(target, feature, F.interpolate(region, size=feature.shape[-2:], mode="area"))
             targets.append(target)
         return targets

@@ -1,12 +1,13 @@
 """`retain_label`: train the whole model so that forget inputs produce (random) retain images.
 
 Each step every forget example is paired with a retain image drawn at random (with replacement, from the
-method's seed and the step) from the retain batch, so the two batches may differ in size. With
-`region="box"` the retain image shows only inside the forget example's region (its patch at the same place)
-and the target is the reference's own output elsewhere:
+method's seed and the step) from the retain batch, so the two batches may differ in size. The forget term
+is an MSE in output space; with `region="box"` the retain image shows only inside the forget example's
+region (its patch at the same place), the kept image elsewhere, and the loss is the mean inside plus the
+mean outside (see `noisy_label`, also for `retain_target`):
 
-    L_F = recon(x_f -> x_r[π])        π: random pairing; confined to the region for region="box"
-    L_R = recon(x_r -> x_r)           (or -> f_θ0(x_r) with retain_target="reference")
+    L_F = mse(f_θ(x_f), x_r[π])       π: random pairing; confined to the region for region="box"
+    L_R = recon(x_r -> x_r or f_θ0(x_r))
     L   = retain_alpha · L_R + forget_alpha · L_F
 
 `forget_target` is not used: the retain images are the target.
@@ -29,7 +30,7 @@ class RetainLabel(UnlearningModule):
     """Forget inputs relabelled with retain images.
 
     Args:
-        retain_target: `"image"` or `"reference"` (see `noisy_label`).
+        retain_target: `"image"` or `"reference"`: what kept content is trained towards.
         **kwargs: See `UnlearningModule`.
     """
 
@@ -49,8 +50,9 @@ class RetainLabel(UnlearningModule):
         with torch.no_grad():
             target = self.retain_images_for(forget, retain)
             if self.hparams.region == "box":
-                target = confine(target, self.reference_output(forget), forget["region"])
-        forget_loss = self.model.reconstruction_loss(forget["input"], forget["mask"], target)
+                target = confine(target, self.kept_image(forget, self.hparams.retain_target), forget["region"])
+        output = self.model_output(forget, target, seed=self.step_seed())
+        forget_loss = self.output_mse(output, target, forget["region"])
         retain_loss = self.retain_reconstruction(retain, self.hparams.retain_target)
         loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}
