@@ -1,1 +1,30 @@
-"""The face age-predictor track of the NeurIPS 2023 Machine Unlearning Challenge."""
+"""The face age-predictor track of the NeurIPS 2023 Machine Unlearning Challenge.
+
+Scoring (`imgunlearn.challenge.scoring`) is pure NumPy over `[num_models, num_examples]` confidence arrays.
+"""
+
+from imgunlearn.challenge.scoring import (
+    DELTA,
+    EPSILON_CAP,
+    epsilon_table,
+    final_score,
+    forget_buckets,
+    forget_score,
+    forget_score_from_epsilons,
+    logit_scaled_confidence,
+    max_forget_epsilon,
+    per_example_epsilons,
+)
+
+__all__ = [
+    "DELTA",
+    "EPSILON_CAP",
+    "epsilon_table",
+    "final_score",
+    "forget_buckets",
+    "forget_score",
+    "forget_score_from_epsilons",
+    "logit_scaled_confidence",
+    "max_forget_epsilon",
+    "per_example_epsilons",
+]
