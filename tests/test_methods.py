@@ -111,6 +111,23 @@ def test_every_forget_target_and_region(method_name: str, forget_target: str, re
     assert any(g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.parametrize("method_name", ["max_loss", "retain_label", "random_encoder"])
+def test_region_box_runs_for_the_other_methods_with_a_forget_target(method_name: str) -> None:
+    method = METHODS.get(method_name)(create_model("unet_tiny"), task=TASK, region="box")
+    batch = make_batch()
+    out = method.unlearning_loss(batch["forget"], batch["retain"])
+    assert torch.isfinite(out["loss"]) and out["forget_loss"] > 0
+    out["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.trainable_parameters())
+
+
+def test_finetune_ignores_the_forget_batch() -> None:
+    method = METHODS.get("finetune")(create_model("unet_tiny"), task=TASK)
+    a, b = make_batch(seed=0), make_batch(seed=5, forget_size=4)
+    assert torch.equal(method.unlearning_loss(a["forget"], a["retain"])["loss"],
+                       method.unlearning_loss(b["forget"], a["retain"])["loss"])
+
+
 def train_manually(method: UnlearningModule, batch: dict, steps: int) -> None:
     optimizer = method.configure_optimizers()
     for _ in range(steps):
@@ -217,7 +234,7 @@ def test_random_encoder_refuses_region_box_on_token_latents() -> None:
     batch = make_batch(size=16)
     method = METHODS.get("random_encoder")(TokenModel(), task=TASK, region="image")
     assert torch.isfinite(method.unlearning_loss(batch["forget"], batch["retain"])["loss"])
-    with pytest.raises(ValueError, match=r"random_encoder with region='box'.*tokens encodes a map of shape \(1, 256, 8\)"):
+    with pytest.raises(ValueError, match=r"region='box' needs spatial.*tokens encodes a map of shape \(1, 256, 8\)"):
         METHODS.get("random_encoder")(TokenModel(), task=TASK, region="box")
     if "mae_tiny" in MODELS:
         with pytest.raises(ValueError, match=r"region='box'.*mae_tiny"):

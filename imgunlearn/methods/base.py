@@ -119,8 +119,9 @@ class UnlearningModule(L.LightningModule):
         """A seed unique to this method's seed and the current step."""
         return self.hparams.seed * 1_000_003 + self.global_step
 
-    def generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.step_seed())
+    def generator(self, stream: int = 0) -> torch.Generator:
+        """A generator seeded by `step_seed()`; distinct `stream`s give independent draws within one step."""
+        return torch.Generator().manual_seed(self.step_seed() + (stream << 40))
 
     def forget_target(self, forget: dict[str, Tensor], elsewhere: Tensor | None = None) -> Tensor:
         """The image the forget batch should turn into, confined to its region when `region="box"`.
@@ -136,7 +137,7 @@ class UnlearningModule(L.LightningModule):
 
     def target_input(self, target: Tensor, mask: Tensor) -> Tensor:
         """The task's model input made from `target` with the given mask."""
-        return self.task.degrade(target, mask, self.generator())
+        return self.task.degrade(target, mask, self.generator(stream=1))  # not the target's own noise draws
 
     @torch.no_grad()
     def reference_output(self, batch: dict[str, Tensor]) -> Tensor:

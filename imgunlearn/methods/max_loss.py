@@ -55,4 +55,5 @@ class MaxLoss(UnlearningModule):
             forget_loss = torch.relu(hp.forget_bound - forget_error)
         retain_loss = self.retain_reconstruction(retain, hp.retain_target)
         loss = hp.retain_alpha * retain_loss + hp.forget_alpha * forget_loss
-        return {"loss": loss, "forget_loss": forget_loss, "forget_error": forget_error.detach(), "retain_loss": retain_loss}
+        return {"loss": loss, "forget_loss": forget_loss, "forget_error": forget_error.detach(),
+                "retain_loss": retain_loss}

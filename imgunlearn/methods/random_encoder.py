@@ -85,13 +85,14 @@ class RandomEncoder(UnlearningModule):
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
         seed = self.step_seed()
+
+        def encode(encoder: ImageToImageModel, batch: dict[str, Tensor]) -> list[Tensor]:
+            return as_list(encoder.encode(batch["input"], batch["mask"], target=batch["image"], seed=seed))
+
         with torch.no_grad():
-            forget_ref = as_list(self.reference.encode(forget["input"], forget["mask"], target=forget["image"], seed=seed))
-            forget_targets = self.random_targets(forget_ref, forget["region"])
-            retain_ref = self.reference.encode(retain["input"], retain["mask"], target=retain["image"], seed=seed)
-        forget_latent = as_list(self.model.encode(forget["input"], forget["mask"], target=forget["image"], seed=seed))
-        forget_loss = latent_mse(forget_latent, forget_targets)
-        retain_loss = latent_mse(self.model.encode(retain["input"], retain["mask"], target=retain["image"], seed=seed),
-                                 retain_ref)
+            forget_targets = self.random_targets(encode(self.reference, forget), forget["region"])
+            retain_ref = encode(self.reference, retain)
+        forget_loss = latent_mse(encode(self.model, forget), forget_targets)
+        retain_loss = latent_mse(encode(self.model, retain), retain_ref)
         loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}

@@ -43,7 +43,8 @@ class RetainLabel(UnlearningModule):
         if forget["image"].shape[1:] != retain["image"].shape[1:]:
             raise ValueError(f"retain_label needs forget and retain images of one shape, got "
                              f"{tuple(forget['image'].shape[1:])} and {tuple(retain['image'].shape[1:])}")
-        index = torch.randint(0, retain["image"].shape[0], (forget["image"].shape[0],), generator=self.generator())
+        count, pool = forget["image"].shape[0], retain["image"].shape[0]
+        index = torch.randint(0, pool, (count,), generator=self.generator(stream=2))
         return retain["image"][index.to(retain["image"].device)]
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
