@@ -57,6 +57,12 @@ def test_training_is_reproducible_and_fresh_each_epoch():
     assert not torch.equal(torch.cat(epoch0), torch.cat([b["forget"]["input"] for b in other_seed]))
 
 
+def test_training_draws_do_not_depend_on_the_number_of_workers():
+    single = [b["forget"]["input"] for b in datamodule(size=16).train_dataloader()]
+    workers = [b["forget"]["input"] for b in datamodule(size=16, num_workers=2).train_dataloader()]
+    assert len(single) == 2 and all(torch.equal(a, b) for a, b in zip(single, workers, strict=True))
+
+
 def test_split_dataset_is_fixed_and_training_draws_are_fresh():
     dm = datamodule()
     fixed = dm.split_dataset("forget_holdout")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgunlearn.data import ForgetRetainDataModule, make_task, read_csv, read_folder
+from imgunlearn.data import SPLITS, ForgetRetainDataModule, make_task, read_csv, read_folder
 
 
 def write_image(path: Path, size=(16, 16), value: int | None = None, seed: int = 0) -> Path:
@@ -50,7 +50,7 @@ def test_csv_source_reads_splits_boxes_and_ids(data_dir):
     csv = write_csv(data_dir / "list.csv", [r + ",7" if i == 0 else r + "," for i, r in enumerate(good_rows())],
                     header="path,split,box,person_id")
     splits = read_csv(csv)
-    assert [len(splits[n]) for n in ("forget_train", "retain_train", "forget_holdout", "retain_holdout")] == [2, 3, 1, 1]
+    assert [len(splits[n]) for n in SPLITS] == [2, 3, 1, 1]
     assert splits["forget_train"].boxes.tolist() == [[2, 3, 8, 6], [-1, -1, -1, -1]]
     assert splits["forget_train"].ids.tolist() == [7, -1]
     dm = module(csv)

@@ -95,7 +95,8 @@ def _shade(img: np.ndarray, mask: np.ndarray, factor: float) -> None:
 def _roads_and_cars(rng: np.random.Generator, img: np.ndarray, yy: np.ndarray, xx: np.ndarray, s: float) -> None:
     n, size = img.shape[0], img.shape[1]
     has_road = rng.random(n) < 0.55
-    angle = np.where(rng.random(n) < 0.7, rng.integers(0, 2, n) * np.pi / 2, _uniform(rng, 0, np.pi, n))
+    straight = rng.integers(0, 2, n) * np.pi / 2  # mostly along the tile's axes
+    angle = np.where(rng.random(n) < 0.7, straight, rng.uniform(0, np.pi, n)).astype(np.float32)
     cos, sin = np.cos(angle)[:, None, None, None], np.sin(angle)[:, None, None, None]
     offset = _uniform(rng, 0.25, 0.75, n)[:, None, None, None] * size
     half_width = _uniform(rng, 3.5, 5.5, n)[:, None, None, None] * s
@@ -131,7 +132,9 @@ def _houses(rng: np.random.Generator, img: np.ndarray, yy: np.ndarray, xx: np.nd
     pool_dy, pool_dx = _uniform(rng, -1.0, 1.0, (2, n, k, 1, 1))
     pr = _uniform(rng, 2.5, 4.5, (n, k, 1, 1)) * s
 
-    inside = lambda oy, ox: (np.abs(yy - cy - oy) < hh) & (np.abs(xx - cx - ox) < hw) & present[..., None, None]  # noqa: E731
+    def inside(oy: float | np.ndarray, ox: float | np.ndarray) -> np.ndarray:  # [n, k, H, W]
+        return (np.abs(yy - cy - oy) < hh) & (np.abs(xx - cx - ox) < hw) & present[..., None, None]
+
     shadow = inside(sun, sun).any(axis=1)
     _shade(img, shadow, 0.5)
     # a pool beside the house: a rounded square with a light rim

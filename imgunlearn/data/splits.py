@@ -153,7 +153,9 @@ class ImageSet:
         """Every image, uint8 `[N, 3, H, W]` (files are decoded)."""
         if self.pixels is not None:
             return self.pixels
-        return np.stack([self.image(i) for i in range(len(self))]) if len(self) else np.zeros((0, 3, *self.size), np.uint8)
+        if len(self) == 0:
+            return np.zeros((0, 3, *self.size), dtype=np.uint8)
+        return np.stack([self.image(i) for i in range(len(self))])
 
     def fingerprints(self) -> list[str]:
         """A content hash per image (file bytes, or pixels when in memory), to find the same image twice."""

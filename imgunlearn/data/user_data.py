@@ -61,7 +61,7 @@ def read_csv(path: str | Path, resize: int | None = None) -> dict[str, ImageSet]
         if not (row["path"] or "").strip():
             raise ValueError(f"{where}: empty path")
         image_path = Path(row["path"].strip())
-        image_path = image_path if image_path.is_absolute() else path.parent / image_path
+        image_path = (image_path if image_path.is_absolute() else path.parent / image_path).absolute()
         box = parse_box(row.get("box") or "", where)
         if box[0] >= 0 and split_kind(split) == "retain":
             raise ValueError(f"{where}: box {row['box']!r} given for a {split} image; boxes mark content to forget")
@@ -106,7 +106,7 @@ def read_image_folder(folder: str | Path, resize: int | None = None, what: str =
 
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside `folder`, sorted by name; hidden and non-image files are skipped."""
-    return sorted(p for p in folder.iterdir()
+    return sorted(p.absolute() for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
