@@ -105,7 +105,7 @@ def test_load_without_csv_names_the_missing_file(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"size": 8}, "size must be >= 16, got 8"), ({"num_forget": -1}, "forget_train tiles must be >= 0, got -1"),
-     ({"num_holdout_faces": 100}, "num_holdout_faces must be in 1..99, got 100")],
+     ({"num_holdout_faces": 100}, "num_holdout_faces must be in 1..99, got 100"), ({"seed": -1}, "seed must be >= 0")],
 )
 def test_bad_survey_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -50,6 +50,8 @@ def split_face_ids(num_holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     Returns:
         `(train_ids, holdout_ids)`, sorted int64 arrays.
     """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     if not 0 < num_holdout < NUM_FACES:
         raise ValueError(f"num_holdout_faces must be in 1..{NUM_FACES - 1}, got {num_holdout}")
     order = np.random.default_rng([seed, 0xFACE]).permutation(NUM_FACES)

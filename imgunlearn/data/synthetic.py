@@ -119,6 +119,8 @@ def generate_survey(
             raise ValueError(f"number of {name} tiles must be >= 0, got {count}")
     if size < 16:
         raise ValueError(f"tile size must be >= 16, got {size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     train_faces, holdout_faces = split_face_ids(num_holdout_faces, seed)
     pools = {"forget_train": train_faces, "forget_holdout": holdout_faces}
     splits = {}
