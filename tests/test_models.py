@@ -175,8 +175,8 @@ def test_images_do_not_depend_on_their_batch(model):
     model_input, mask, image = batch("hybrid", n=4, seed=3)
     diffusion = isinstance(model, PaletteDiffusion)
 
-    def output(latent, one=slice(None)):  # the noise prediction for diffusion: its x_0 estimate amplifies rounding
-        return model.predict_noise(latent) if diffusion else model.decode(latent, model_input[one], mask[one])
+    def output(latent, one=slice(None)):  # diffusion: the U-Net's prediction; its x_0 estimate amplifies rounding
+        return model.predict(latent) if diffusion else model.decode(latent, model_input[one], mask[one])
 
     with torch.no_grad():
         latent = model.encode(model_input, mask, target=image, seed=1)
@@ -261,7 +261,7 @@ def test_diffusion_encode_is_the_unet_down_path(diffusion):
         latent = diffusion.encode(model_input, mask, target=image, seed=4)
         condition = (2.0 * model_input - 1.0) * (1.0 - mask)
         reference = diffusion.unet(torch.cat([latent.sample, condition, mask], dim=1), latent.timesteps).sample
-        assert torch.allclose(diffusion.predict_noise(latent), reference, atol=1e-5)
+        assert torch.allclose(diffusion.predict(latent), reference, atol=1e-5)
     unet = diffusion.unet
     resnets = sum(len(b.resnets) + (b.downsamplers is not None) for b in unet.down_blocks)
     assert isinstance(latent, DiffusionLatent) and len(latent) == 1 + resnets + 1
@@ -307,6 +307,27 @@ def test_diffusion_sampling_is_seeded(diffusion):
         first, again = diffusion(model_input, mask), diffusion(model_input, mask)
         other = diffusion(model_input, mask, seed=diffusion.config["sample_seed"] + 1)
     assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_diffusion_decode_inverts_the_prediction_the_loss_trains_towards(prediction_type):
+    model = create_model("diffusion_tiny", prediction_type=prediction_type)
+    model_input, mask, image = batch("inpaint")
+    clean = 2.0 * image - 1.0
+
+    def exact(timesteps, noise):
+        alpha_bar = model.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+        return noise if prediction_type == "epsilon" else alpha_bar.sqrt() * noise - (1.0 - alpha_bar).sqrt() * clean
+
+    latent = model.encode(model_input, mask, target=image, seed=8)
+    model.predict = lambda _: exact(*model.draw(image, image.shape, seed=8))
+    assert torch.allclose(model.decode(latent, model_input, mask), image, atol=1e-3)
+    torch.manual_seed(0)  # reconstruction_loss draws timesteps, then noise, from the global generator
+    timesteps = torch.randint(0, model.config["num_train_timesteps"], (image.shape[0],))
+    goal = exact(timesteps, torch.randn_like(image))
+    model.predict = lambda _: goal
+    torch.manual_seed(0)
+    assert model.reconstruction_loss(model_input, mask, image) < 1e-10
 
 
 def test_diffusion_decode_needs_its_latent(diffusion):

@@ -1,7 +1,7 @@
 """`diffusion`: Palette-style conditional inpainting with diffusers' `UNet2DModel` and `DDPMScheduler`.
 
-The U-Net predicts the noise `ε` of `x_t = sqrt(ᾱ_t) · x_0 + sqrt(1 - ᾱ_t) · ε`, where `x_0` is the full clean
-image scaled to [-1, 1]. Its 7 input channels are `x_t`, the condition (model input scaled to [-1, 1], hidden
+The U-Net predicts the noise `ε` of `x_t = sqrt(ᾱ_t) · x_0 + sqrt(1 - ᾱ_t) · ε` (or, with
+`prediction_type="v_prediction"`, `v`), where `x_0` is the full clean image scaled to [-1, 1]. Its 7 input channels are `x_t`, the condition (model input scaled to [-1, 1], hidden
 pixels 0) and the mask. `reconstruction_loss` is the denoising MSE at uniformly drawn timesteps; `forward`
 samples with a few deterministic DDIM steps (`num_inference_steps`, seeded by `sample_seed`). Every variant
 has self-attention in the U-Net's mid block; `AttnDownBlock2D` / `AttnUpBlock2D` add more.
@@ -35,6 +35,7 @@ from imgunlearn.registry import MODELS
 
 DOWN_BLOCKS = ("DownBlock2D", "AttnDownBlock2D")
 UP_BLOCKS = ("UpBlock2D", "AttnUpBlock2D")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 class DiffusionLatent(list):
@@ -63,6 +64,8 @@ class PaletteDiffusion(ImageToImageModel):
         attention_head_dim: Channels per attention head.
         num_train_timesteps: Length of the training noise schedule.
         beta_schedule: diffusers beta schedule (`linear`, `scaled_linear`, `squaredcos_cap_v2`).
+        prediction_type: What the U-Net predicts: `epsilon` (the noise, as in Palette) or `v_prediction`
+            (`v = sqrt(ᾱ) · ε - sqrt(1 - ᾱ) · x_0`, better conditioned at high noise for few-step sampling).
         num_inference_steps: DDIM steps of `forward`.
         sample_seed: Seed of the initial noise of `forward`.
         name: Registry name, stored in the config.
@@ -80,6 +83,7 @@ class PaletteDiffusion(ImageToImageModel):
         attention_head_dim: int = 8,
         num_train_timesteps: int = 1000,
         beta_schedule: str = "linear",
+        prediction_type: str = "epsilon",
         num_inference_steps: int = 10,
         sample_seed: int = 0,
         name: str = "diffusion",
@@ -96,6 +100,8 @@ class PaletteDiffusion(ImageToImageModel):
         bad = [t for t in down_block_types if t not in DOWN_BLOCKS] + [t for t in up_block_types if t not in UP_BLOCKS]
         if bad:
             raise ValueError(f"unsupported block types {bad}; down: {DOWN_BLOCKS}, up: {UP_BLOCKS}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"unknown prediction_type {prediction_type!r}; known: {', '.join(PREDICTION_TYPES)}")
         if not 1 <= num_inference_steps <= num_train_timesteps:
             raise ValueError(f"num_inference_steps must be in [1, num_train_timesteps={num_train_timesteps}], "
                              f"got {num_inference_steps}")
@@ -103,7 +109,8 @@ class PaletteDiffusion(ImageToImageModel):
             "name": name, "block_out_channels": block_out_channels, "down_block_types": down_block_types,
             "up_block_types": up_block_types, "layers_per_block": layers_per_block, "norm_num_groups": norm_num_groups,
             "attention_head_dim": attention_head_dim, "num_train_timesteps": num_train_timesteps,
-            "beta_schedule": beta_schedule, "num_inference_steps": num_inference_steps, "sample_seed": sample_seed,
+            "beta_schedule": beta_schedule, "prediction_type": prediction_type,
+            "num_inference_steps": num_inference_steps, "sample_seed": sample_seed,
         }
         self.unet = UNet2DModel(
             in_channels=7,
@@ -155,8 +162,9 @@ class PaletteDiffusion(ImageToImageModel):
         hidden = unet.mid_block(hidden, temb)
         return DiffusionLatent([*residuals, hidden], temb=temb, sample=sample, timesteps=timesteps)
 
-    def predict_noise(self, latent: DiffusionLatent) -> Tensor:
-        """The decoder: the up path from the latent's residuals, mid output and `temb` -> `ε` `[B, 3, H, W]`."""
+    def predict(self, latent: DiffusionLatent) -> Tensor:
+        """The decoder: the up path from the latent's residuals, mid output and `temb` -> the U-Net's prediction
+        (`ε` or `v`, see `prediction_type`) `[B, 3, H, W]`."""
         if not isinstance(latent, DiffusionLatent):
             raise ValueError(f"{self.config['name']} decodes the DiffusionLatent `encode` returns, "
                              f"got a {type(latent).__name__}")
@@ -191,9 +199,12 @@ class PaletteDiffusion(ImageToImageModel):
 
     def decode(self, latent: Latent, model_input: Tensor, mask: Tensor) -> Tensor:
         """One denoising step: the `x_0` estimate from the latent's `x_t`, in [0, 1]."""
-        noise = self.predict_noise(latent)
-        alpha_bar = self.alphas_cumprod[latent.timesteps].view(-1, 1, 1, 1).to(noise.dtype)
-        clean = (latent.sample - (1.0 - alpha_bar).sqrt() * noise) / alpha_bar.sqrt()
+        prediction = self.predict(latent)
+        alpha_bar = self.alphas_cumprod[latent.timesteps].view(-1, 1, 1, 1).to(prediction.dtype)
+        if self.config["prediction_type"] == "epsilon":
+            clean = (latent.sample - (1.0 - alpha_bar).sqrt() * prediction) / alpha_bar.sqrt()
+        else:
+            clean = alpha_bar.sqrt() * latent.sample - (1.0 - alpha_bar).sqrt() * prediction
         return (clean.clamp(-1.0, 1.0) + 1.0) / 2.0
 
     def forward(self, model_input: Tensor, mask: Tensor, seed: int | None = None) -> Tensor:
@@ -202,6 +213,7 @@ class PaletteDiffusion(ImageToImageModel):
         scheduler = DDIMScheduler(
             num_train_timesteps=self.config["num_train_timesteps"],
             beta_schedule=self.config["beta_schedule"],
+            prediction_type=self.config["prediction_type"],
             timestep_spacing="trailing",
         )
         scheduler.set_timesteps(self.config["num_inference_steps"], device=model_input.device)
@@ -210,17 +222,23 @@ class PaletteDiffusion(ImageToImageModel):
         sample = torch.randn(model_input.shape, generator=generator).to(model_input)  # x_T
         for t in scheduler.timesteps:
             timesteps = t.expand(model_input.shape[0]).to(model_input.device)
-            noise = self.predict_noise(self.encode_noisy(sample, timesteps, model_input, mask))
-            sample = scheduler.step(noise, t, sample).prev_sample
+            prediction = self.predict(self.encode_noisy(sample, timesteps, model_input, mask))
+            sample = scheduler.step(prediction, t, sample).prev_sample
         return (sample.clamp(-1.0, 1.0) + 1.0) / 2.0
 
     def reconstruction_loss(self, model_input: Tensor, mask: Tensor, target: Tensor) -> Tensor:
-        """Denoising MSE of the predicted noise at timesteps drawn from the global generator."""
+        """Denoising MSE of the prediction (`ε` or `v`) at timesteps and noise drawn from the global generator."""
         steps = self.config["num_train_timesteps"]
         timesteps = torch.randint(0, steps, (target.shape[0],), device=target.device)
         noise = torch.randn_like(target)
-        sample = self.add_noise(2.0 * target - 1.0, noise, timesteps)
-        return F.mse_loss(self.predict_noise(self.encode_noisy(sample, timesteps, model_input, mask)), noise)
+        clean = 2.0 * target - 1.0
+        sample = self.add_noise(clean, noise, timesteps)
+        if self.config["prediction_type"] == "epsilon":
+            goal = noise
+        else:
+            alpha_bar = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1).to(clean.dtype)
+            goal = alpha_bar.sqrt() * noise - (1.0 - alpha_bar).sqrt() * clean
+        return F.mse_loss(self.predict(self.encode_noisy(sample, timesteps, model_input, mask)), goal)
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         unet = self.unet
