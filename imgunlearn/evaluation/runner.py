@@ -159,14 +159,14 @@ def compute_metrics(data: Mapping[str, Mapping[str, Tensor]], outputs: Mapping[s
         if missing:
             raise ValueError(f"model {model!r} has no outputs for splits {sorted(missing)}")
         rows[model] = per_split
+    has = {s: (bool(d["mask"].any()), bool(d["region"].any()), d["image"].shape[0]) for s, d in data.items()}
     results: Results = {}
     bar = tqdm(total=len(rows) * len(data), desc="scoring", unit="set", disable=not progress)
     for row, per_split in rows.items():
         results[row] = {}
         for split, d in data.items():
-            n = d["image"].shape[0]
-            wanted = [m for m in names if applicable(m, bool(d["mask"].any()), bool(d["region"].any()), n,
-                                                     row == "ground_truth")]
+            has_mask, has_region, n = has[split]
+            wanted = [m for m in names if applicable(m, has_mask, has_region, n, row == "ground_truth")]
             built = {m: METRICS[m].build(features, logit_extractor).to(device) for m in wanted}
             for start in range(0, n, batch_size):
                 end = start + batch_size

@@ -44,10 +44,11 @@ class FaceLeakRate(Metric):
             raise ValueError(f"FaceLeakRate takes RGB images [B, 3, H, W], got {tuple(preds.shape)}")
         if self.in_region and (region is None or region.shape[0] != preds.shape[0]):
             raise ValueError("FaceLeakRate(in_region=True) needs the batch's region [B, 1, H, W]")
-        images = preds.detach().cpu()
-        regions = region.detach().cpu().numpy()[:, 0] if self.in_region else None
+        images = (preds.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+        images = images.permute(0, 2, 3, 1).cpu().numpy()  # [B, H, W, 3] uint8
+        regions = (region[:, 0] > 0.5).cpu().numpy() if self.in_region else None  # [B, H, W]
         for i in range(images.shape[0]):
-            if regions is not None and not (regions[i] > 0.5).any():
+            if regions is not None and not regions[i].any():
                 continue
             boxes = self.detector.detect(images[i])
             if regions is not None:

@@ -7,6 +7,7 @@ example's `region`). Images whose selection is empty are left out of the average
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,16 +54,17 @@ def per_image_mse(preds: Tensor, target: Tensor, weight: Tensor) -> tuple[Tensor
     return mse, valid
 
 
-def bounding_box(selected: Tensor) -> tuple[int, int, int, int] | None:
+def bounding_box(selected: np.ndarray | Tensor) -> tuple[int, int, int, int] | None:
     """`(top, left, bottom, right)` (exclusive ends) of the ones in a `[H, W]` map, or None if empty."""
-    rows = torch.nonzero(selected.any(dim=1)).flatten()
-    cols = torch.nonzero(selected.any(dim=0)).flatten()
-    if rows.numel() == 0:
+    selected = selected.cpu().numpy() if isinstance(selected, Tensor) else selected
+    rows = np.flatnonzero(selected.any(axis=1))
+    if rows.size == 0:
         return None
+    cols = np.flatnonzero(selected.any(axis=0))
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
-def fills_box(selected: Tensor, box: tuple[int, int, int, int]) -> bool:
+def fills_box(selected: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """True if every pixel of `box` is selected, i.e. the selection is exactly that box."""
     top, left, bottom, right = box
     return bool(selected[top:bottom, left:right].all())

@@ -67,17 +67,17 @@ def ssim(preds: Tensor, target: Tensor, win_size: int = WIN_SIZE) -> Tensor:
 
 
 def crop_ssim(preds: Tensor, target: Tensor) -> Tensor:
-    """SSIM of two `[C, h, w]` crops with a window fitted to the crop (see the module docstring)."""
+    """SSIM per image of crops `[B, C, h, w]` with a window fitted to the crop (see the module docstring)."""
     h, w = preds.shape[-2:]
     side = min(h, w)
     if side < MIN_WIN_SIZE:
         scale = MIN_WIN_SIZE / side
         size = (max(MIN_WIN_SIZE, round(h * scale)), max(MIN_WIN_SIZE, round(w * scale)))
-        preds = F.interpolate(preds[None], size=size, mode="bilinear", align_corners=False)[0]
-        target = F.interpolate(target[None], size=size, mode="bilinear", align_corners=False)[0]
+        preds = F.interpolate(preds, size=size, mode="bilinear", align_corners=False)
+        target = F.interpolate(target, size=size, mode="bilinear", align_corners=False)
         side = MIN_WIN_SIZE
     win_size = min(WIN_SIZE, side if side % 2 else side - 1)
-    return ssim(preds[None], target[None], win_size)[0]
+    return ssim(preds, target, win_size)
 
 
 class SSIM(Metric):
@@ -99,28 +99,35 @@ class SSIM(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
-        """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1]."""
+        """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1].
+
+        SSIM is computed in the inputs' floating dtype (float32 images give float32 maps) and summed in float64.
+        """
         check_pair(preds, target)
-        preds, target = preds.double(), target.double()
+        if not preds.is_floating_point():
+            preds, target = preds.float(), target.float()
         if self.region == "image":
-            values = ssim(preds, target)
-            self.total += values.sum()
-            self.count += values.numel()
+            self._add(ssim(preds, target))
             return
-        weight = selection(self.region, preds, mask, region)
+        selected = (selection(self.region, preds, mask, region)[:, 0] > 0).cpu().numpy()  # [B, H, W] bool
+        crops: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
         for i in range(preds.shape[0]):
-            selected = weight[i, 0] > 0
-            box = bounding_box(selected)
+            box = bounding_box(selected[i])
             if box is None:
                 continue
-            if fills_box(selected, box):
-                top, left, bottom, right = box
-                value = crop_ssim(preds[i, :, top:bottom, left:right], target[i, :, top:bottom, left:right])
+            if fills_box(selected[i], box):  # crops of one shape are scored as one batch
+                crops.setdefault((box[2] - box[0], box[3] - box[1]), []).append((i, box))
             else:
                 full = ssim_map(preds[i : i + 1], target[i : i + 1], pad=True).mean(dim=1)[0]  # [H, W]
-                value = full[selected].mean()
-            self.total += value
-            self.count += 1
+                self._add(full[torch.from_numpy(selected[i]).to(full.device)].mean()[None])
+        for group in crops.values():
+            p = torch.stack([preds[i, :, top:bottom, left:right] for i, (top, left, bottom, right) in group])
+            q = torch.stack([target[i, :, top:bottom, left:right] for i, (top, left, bottom, right) in group])
+            self._add(crop_ssim(p, q))  # p, q: [G, C, h, w]
+
+    def _add(self, values: Tensor) -> None:
+        self.total += values.double().sum()
+        self.count += values.numel()
 
     def compute(self) -> Tensor:
         if self.count == 0:
