@@ -20,7 +20,9 @@ the work exactly and evenly.
 
 Seeds: member `k` of a kind gets `derive_seed(base_seed, kind, k)`; every member runs inside `seeded(seed)`
 (Python, NumPy and torch generators seeded, deterministic algorithms on) and the unlearning loaders shuffle
-with their own `torch.Generator` from that seed, so the same seeds give the same numbers on CPU.
+with their own `torch.Generator` from that seed, so the same seeds give the same numbers on CPU with the same
+number of torch threads (another thread count changes float rounding, about 1e-7 in the confidences; each
+file records its thread count).
 
 The "retrain" reference (an independent retrained pool scored as if it were unlearned) uses retrained
 members `N .. 2N-1` of the cache as its unlearned pool, against members `0 .. N-1`.
@@ -417,10 +419,10 @@ def run_members(
     for job in jobs:
         summary.directories[job.kind] = job.directory
         mine = shard_indices(job.indices, shard)
-        done = [k for k in mine if _existing(member_path(job.directory, k), job.input_hash, len(data.forget))]
+        done = {k for k in mine if _existing(member_path(job.directory, k), job.input_hash, len(data.forget))}
         summary.skipped[job.kind] = len(done)
         summary.made[job.kind] = 0
-        todo += [(job, k) for k in mine if k not in set(done)]
+        todo += [(job, k) for k in mine if k not in done]
     skipped = sum(summary.skipped.values())
     bar = tqdm(total=len(todo), desc=f"pool shard {shard[0]}/{shard[1]} ({skipped} done before)", unit="model",
                disable=not progress, dynamic_ncols=True, position=progress_position)
@@ -433,7 +435,7 @@ def run_members(
                 result = evaluate_member(model, data, device=device)
             confidences = result.pop("confidences")
             meta = {"kind": job.kind, "index": index, "seed": seed, "wall_time": wall_time,
-                    "input_hash": job.input_hash, **result}
+                    "threads": torch.get_num_threads(), "input_hash": job.input_hash, **result}
             write_member(member_path(job.directory, index), confidences, meta)
             summary.made[job.kind] += 1
             bar.update(1)

@@ -91,9 +91,10 @@ EMBEDDED: dict[str, Any] = {
     "split": {"forget_people": 10, "seed": 0},
     "training": asdict(Recipe()),
 }
-"""The embedded laptop setting: about 2,450 synthetic 16×16 faces of 200 people, 10 forgotten (about 110
-images), `cnn_small` trained for 20 epochs (about 15 s per model on one core). The original classifies the
-forget set far better than retrained models do (about 90% against 20%)."""
+"""The embedded laptop setting: 2,448 synthetic 16×16 faces of 200 people, 10 of them forgotten (107 images),
+`cnn_small` trained for 20 epochs: about 7 CPU-seconds per retrained model, so 32 retrained + 32 unlearned
+models take about 5 minutes of one core. The original classifies the forget set far better than retrained
+models do (92% against about 24%) at the same test accuracy (about 86%)."""
 
 
 def load_faces(spec: Mapping[str, Any]):

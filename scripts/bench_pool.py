@@ -1,0 +1,123 @@
+"""Benchmark: the challenge score of every registered classifier unlearning method on the embedded setting.
+
+Trains the original (embedded synthetic faces, `cnn_small`, see `pool_commands.EMBEDDED`), builds the
+retrained pool and its independent "retrain" reference half, runs N unlearned models per method, scores them
+all under one pool directory and prints a markdown table (also written to OUT/bench_pool.md) with the two
+reference rows and the wall time of every phase. Everything resumes: rerunning skips finished models.
+
+    python scripts/bench_pool.py --n-models 32 --jobs 2                       # the full laptop benchmark
+    python scripts/bench_pool.py --n-models 4 --people 60 --epochs 3          # a quick check that it runs
+    python scripts/bench_pool.py --compare-training --n-models 0              # training throughput only
+
+`--compare-training` also measures training-step throughput of pool members trained one after another
+against several members trained at once with `torch.func` (stacked weights, `vmap`), on the recipe's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from imgunlearn.challenge.pool import atomic_write, score_pool
+from imgunlearn.challenge.pool_commands import EMBEDDED, prepare_original, run_main
+from imgunlearn.challenge.report import score_table
+
+
+def compare_training(setting: dict, members: int, steps: int = 10) -> str:
+    """Milliseconds per member per training step: one after another vs `members` at once with vmap."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from imgunlearn.challenge.models import create_classifier
+
+    size, recipe = setting["data"]["size"], setting["training"]
+    models = [create_classifier(recipe["model"], seed=i, **recipe.get("model_kwargs", {})) for i in range(members)]
+    images = torch.rand(members, recipe.get("batch_size", 64), 3, size, size) * 255  # [K, B, 3, H, W]
+    labels = torch.randint(0, 10, images.shape[:2])  # [K, B]
+    optimizers = [torch.optim.Adam(m.parameters(), 1e-3) for m in models]
+
+    def one_by_one() -> None:
+        for model, optimizer, x, y in zip(models, optimizers, images, labels, strict=True):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+    params, buffers = stack_module_state(models)
+    params = {k: v.detach().requires_grad_() for k, v in params.items()}
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    loss = vmap(lambda p, b, x, y: torch.nn.functional.cross_entropy(functional_call(skeleton, (p, b), (x,)), y))
+    stacked_optimizer = torch.optim.Adam(params.values(), 1e-3)
+
+    def at_once() -> None:
+        stacked_optimizer.zero_grad()
+        loss(params, buffers, images, labels).sum().backward()
+        stacked_optimizer.step()
+
+    rows = [f"Training step of `{recipe['model']}` at {size}×{size}, batch {images.shape[1]}, "
+            f"{torch.get_num_threads()} thread(s), {members} members:", "",
+            "| how | ms per member per step |", "|---|---:|"]
+    for name, step in (("one after another", one_by_one), (f"{members} at once (torch.func vmap)", at_once)):
+        for _ in range(2):
+            step()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        rows.append(f"| {name} | {1000 * (time.perf_counter() - start) / steps / members:.1f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-models", type=int, default=32, help="pool size N (0: skip the pools)")
+    parser.add_argument("--out", default="runs/bench_pool", help="working directory (original, pool, cache)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel shard processes per pool run")
+    parser.add_argument("--methods", default=None, help="comma-separated methods (default: every registered one)")
+    parser.add_argument("--people", type=int, default=None, help="override the number of synthetic people")
+    parser.add_argument("--epochs", type=int, default=None, help="override the training epochs")
+    parser.add_argument("--compare-training", action="store_true", help="also measure vmap ensemble training")
+    parser.add_argument("--ensemble-members", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    setting = copy.deepcopy(EMBEDDED)
+    if args.people is not None:
+        setting["data"]["num_people"] = args.people
+    if args.epochs is not None:
+        setting["training"]["epochs"] = args.epochs
+    out = Path(args.out)
+    sections, timings = [], []
+    if args.compare_training:
+        sections.append(compare_training(setting, args.ensemble_members))
+    if args.n_models > 0:
+        from imgunlearn.challenge.methods import list_methods
+
+        methods = args.methods.split(",") if args.methods else [m for m in list_methods() if m != "retrain"]
+        start = time.perf_counter()
+        if not (out / "original" / "original.json").is_file():
+            prepare_original(out / "original", setting)
+        timings.append(("original", time.perf_counter() - start))
+        common = ["--n-models", str(args.n_models), "--original", str(out / "original"), "--out", str(out / "pool"),
+                  "--jobs", str(args.jobs)]
+        for method in ["retrain", *methods]:
+            start = time.perf_counter()
+            if run_main(["--method", method, *common]) != 0:
+                print(f"pool run of {method!r} failed", file=sys.stderr)
+                return 1
+            timings.append((method if method != "retrain" else "retrained pool (2N)", time.perf_counter() - start))
+        scores = score_pool(out / "pool", methods)
+        sections.append(f"Pool of N = {args.n_models} on {setting['data']['num_people']} synthetic people, "
+                        f"`{setting['training']['model']}` × {setting['training']['epochs']} epochs, "
+                        f"{args.jobs} job(s), {os.cpu_count()} CPU(s):\n\n{score_table(scores)}")
+        sections.append("| phase | wall time (s) |\n|---|---:|\n" + "\n".join(f"| {n} | {t:.1f} |" for n, t in timings))
+    text = "\n\n".join(sections) + "\n"
+    print(text)
+    atomic_write(out / "bench_pool.md", lambda handle: handle.write(text.encode()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
