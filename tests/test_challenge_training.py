@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from imgunlearn.challenge.commands import train_original_main, unlearn_main
 from imgunlearn.challenge.data import FaceAgeDataset, make_loaders, split_faces
@@ -124,6 +126,14 @@ def test_cli_train_original_and_unlearn(tmp_path):
     assert json.loads((out / "config.json").read_text())["hyperparameters"] == {"lr": 0.01}
     before, after = load_classifier(original / "model"), load_classifier(out / "model")
     assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values(), strict=True))
+
+    # a method config file, with a command-line override
+    config = Path(__file__).resolve().parents[1] / "configs" / "challenge" / "scrub.yaml"
+    assert unlearn_main(["--config", str(config), "--set", "epochs=1", "--original", str(original),
+                         "--out", str(tmp_path / "scrub")]) == 0
+    saved = json.loads((tmp_path / "scrub" / "config.json").read_text())
+    assert saved["method"] == "scrub" and saved["hyperparameters"]["epochs"] == 1
+    assert saved["hyperparameters"]["lr"] == yaml.safe_load(config.read_text())["hyperparameters"]["lr"]
 
     # a user's function by module:function, and clear errors
     assert unlearn_main(["--method", "imgunlearn.challenge.methods.ssd:unlearning", "--original", str(original),

@@ -5,7 +5,9 @@
   sets are balanced by subsampling the larger one; the figure is the mean accuracy over a 10-fold stratified
   shuffle split. **About 0.5 is ideal** (the attacker cannot tell forget from unseen examples); well above 0.5
   means the forget set still looks like training data. Below 0.5 is as informative as above (the forget
-  losses are unusually *high*).
+  losses are unusually *high*). In the challenge's split the test set shares people with the retain set, so a
+  model retrained without the forget people finds them *harder* than the test images and scores well above 0.5
+  too: compare with the retrained model's value, not only with 0.5.
 - `svc_mia_efficacy` (the "MIA efficacy" of Unlearn-Sparse, Jia et al. 2023, and SalUn, Fan et al. 2024): an
   RBF support-vector classifier learns members from non-members on the confidence of the true label
   (retain examples as members, test examples as non-members, balanced); the figure is the share of forget
