@@ -35,9 +35,9 @@ def compare_training(setting: dict, members: int, steps: int = 10) -> str:
 
     from imgunlearn.challenge.models import create_classifier
 
-    size, recipe = setting["data"]["size"], setting["training"]
-    models = [create_classifier(recipe["model"], seed=i, **recipe.get("model_kwargs", {})) for i in range(members)]
-    images = torch.rand(members, recipe.get("batch_size", 64), 3, size, size) * 255  # [K, B, 3, H, W]
+    size = setting["image_size"]
+    models = [create_classifier(setting["model"], seed=i) for i in range(members)]
+    images = torch.rand(members, setting["batch_size"], 3, size, size) * 255  # [K, B, 3, H, W]
     labels = torch.randint(0, 10, images.shape[:2])  # [K, B]
     optimizers = [torch.optim.Adam(m.parameters(), 1e-3) for m in models]
 
@@ -58,7 +58,7 @@ def compare_training(setting: dict, members: int, steps: int = 10) -> str:
         loss(params, buffers, images, labels).sum().backward()
         stacked_optimizer.step()
 
-    rows = [f"Training step of `{recipe['model']}` at {size}×{size}, batch {images.shape[1]}, "
+    rows = [f"Training step of `{setting['model']}` at {size}×{size}, batch {images.shape[1]}, "
             f"{torch.get_num_threads()} thread(s), {members} members:", "",
             "| how | ms per member per step |", "|---|---:|"]
     for name, step in (("one after another", one_by_one), (f"{members} at once (torch.func vmap)", at_once)):
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
     setting = copy.deepcopy(EMBEDDED)
     if args.people is not None:
-        setting["data"]["num_people"] = args.people
+        setting["num_people"] = args.people
     if args.epochs is not None:
-        setting["training"]["epochs"] = args.epochs
+        setting["epochs"] = args.epochs
     out = Path(args.out)
     sections, timings = [], []
     if args.compare_training:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
         methods = args.methods.split(",") if args.methods else [m for m in list_methods() if m != "retrain"]
         start = time.perf_counter()
-        if not (out / "original" / "original.json").is_file():
+        if not (out / "original" / "config.json").is_file():
             prepare_original(out / "original", setting)
         timings.append(("original", time.perf_counter() - start))
         common = ["--n-models", str(args.n_models), "--original", str(out / "original"), "--out", str(out / "pool"),
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             timings.append((method if method != "retrain" else "retrained pool (2N)", time.perf_counter() - start))
         scores = score_pool(out / "pool", methods)
-        sections.append(f"Pool of N = {args.n_models} on {setting['data']['num_people']} synthetic people, "
-                        f"`{setting['training']['model']}` × {setting['training']['epochs']} epochs, "
+        sections.append(f"Pool of N = {args.n_models} on {setting['num_people']} synthetic people, "
+                        f"`{setting['model']}` × {setting['epochs']} epochs, "
                         f"{args.jobs} job(s), {os.cpu_count()} CPU(s):\n\n{score_table(scores)}")
         sections.append("| phase | wall time (s) |\n|---|---:|\n" + "\n".join(f"| {n} | {t:.1f} |" for n, t in timings))
     text = "\n\n".join(sections) + "\n"

@@ -283,11 +283,8 @@ def test_unknown_method_in_pool_is_named(tmp_path, original):
 
 # ---- the commands, on a tiny original made from the embedded synthetic faces --------------------------------
 
-TINY_SETTING = {
-    "data": {"source": "synthetic", "num_people": 24, "size": 16, "seed": 0, "images_per_person": [3, 6]},
-    "split": {"forget_people": 3, "seed": 0},
-    "training": {"model": "cnn_tiny", "epochs": 1, "lr": 3e-3},
-}
+TINY_SETTING = {"num_people": 24, "images_per_person": [3, 6], "image_size": 16, "forget_people": 3,
+                "model": "cnn_tiny", "epochs": 1, "lr": 3e-3}
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +316,10 @@ def test_run_and_score_commands(tmp_path, tiny_original, capsys):
 def test_original_directory_errors(tmp_path):
     from imgunlearn.challenge.pool_commands import load_original
 
-    with pytest.raises(FileNotFoundError, match="original.json"):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_original(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model": "cnn_tiny"}))
+    with pytest.raises(ValueError, match="lacks data, epochs"):
         load_original(tmp_path)
 
 

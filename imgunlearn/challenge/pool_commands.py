@@ -5,12 +5,11 @@
     imgunlearn challenge run --method retrain --n-models N --original DIR --out DIR   # the reference pool
     imgunlearn challenge score --pool DIR [--method NAME ...] [--n-models N]
 
-An original directory holds `config.json` + `model.safetensors` (the classifier, `save_classifier`),
-`splits.json` (the person-disjoint split, `FaceSplits.write_splits`) and `original.json`: how the data is
-made (`data`), how the split was drawn (`split`) and the training recipe (`training`) that the retrained
-models repeat. `prepare_original` writes one; the embedded setting (`EMBEDDED`) is sized so that a pool of
-32 retrained and 32 unlearned `cnn_small` models finishes in well under 20 minutes on a 2-core laptop while
-the original keeps a clear forget-set advantage over the retrained models.
+The original directory is the output of `imgunlearn challenge train-original` (`model/`, `splits.json`,
+`config.json`); the retrained models repeat its training recipe on the retain set. The embedded setting
+(`EMBEDDED`, trained by `prepare_original`) is sized so that a pool of 32 retrained and 32 unlearned
+`cnn_small` models finishes in well under 20 minutes on a 2-core laptop while the original keeps a clear
+forget-set advantage over the retrained models.
 """
 
 from __future__ import annotations
@@ -37,10 +36,7 @@ from imgunlearn.challenge.pool import (
     pool_methods,
     run_pool,
     score_pool,
-    write_json,
 )
-
-ORIGINAL_SPEC = "original.json"
 
 
 @dataclass
@@ -87,52 +83,37 @@ class Recipe:
 
 
 EMBEDDED: dict[str, Any] = {
-    "data": {"source": "synthetic", "num_people": 200, "size": 16, "seed": 0},
-    "split": {"forget_people": 10, "seed": 0},
-    "training": asdict(Recipe()),
+    "num_people": 200, "images_per_person": [3, 30], "image_size": 16, "synthetic_seed": 0,
+    "forget_people": 10, "split_seed": 0,
+    "model": "cnn_small", "epochs": 20, "lr": 3e-3, "weight_decay": 5e-3, "batch_size": 64,
 }
-"""The embedded laptop setting: 2,448 synthetic 16×16 faces of 200 people, 10 of them forgotten (107 images),
-`cnn_small` trained for 20 epochs: about 7 CPU-seconds per retrained model, so 32 retrained + 32 unlearned
-models take about 5 minutes of one core. The original classifies the forget set far better than retrained
-models do (92% against about 24%) at the same test accuracy (about 86%)."""
+"""The embedded laptop setting, as `imgunlearn challenge train-original --synthetic` options: 2,448 synthetic
+16×16 faces of 200 people, 10 of them forgotten (107 images), `cnn_small` trained for 20 epochs: about 7
+CPU-seconds per retrained model, so 32 retrained + 32 unlearned models take about 5 minutes of one core. The
+original classifies the forget set far better than retrained models do (92% against about 24%) at the same
+test accuracy (about 86%). The same from the command line:
+
+    imgunlearn challenge train-original --synthetic --num-people 200 --image-size 16 --forget-people 10 \\
+        --model cnn_small --epochs 20 --lr 3e-3 --out ORIGINAL_DIR
+"""
 
 
-def load_faces(spec: Mapping[str, Any]):
-    """The full face dataset described by a data spec: `{"source": "synthetic", ...generate_faces args}` or
-    `{"source": "csv", "csv": PATH, "root": DIR, "image_size": 32}`."""
-    from imgunlearn.challenge.data import FaceAgeDataset
-
-    spec = dict(spec)
-    source = spec.pop("source", None)
-    if source == "synthetic":
-        from imgunlearn.challenge.synthetic_faces import generate_faces
-
-        return FaceAgeDataset.from_faces(generate_faces(**spec))
-    if source == "csv":
-        return FaceAgeDataset.from_csv(spec.pop("csv"), **spec)
-    raise ValueError(f"data source must be 'synthetic' or 'csv', got {source!r}")
-
-
-def prepare_original(directory: str | Path, setting: Mapping[str, Any] = EMBEDDED, seed: int = 0) -> Path:
-    """Draw the split, train the original on retain + forget with the recipe, and write an original directory.
+def prepare_original(directory: str | Path, options: Mapping[str, Any] = EMBEDDED, seed: int = 0) -> Path:
+    """Train an original on synthetic faces with `imgunlearn challenge train-original` and return its directory.
 
     Args:
-        directory: Where to write (created if needed).
-        setting: `{"data": ..., "split": {"forget_people", "seed"}, "training": Recipe fields}`.
-        seed: Seed of the original's training.
+        directory: Output directory of train-original.
+        options: train-original options (underscores for dashes), e.g. `EMBEDDED`.
+        seed: Seed of the original's initial weights and batch order.
     """
-    from imgunlearn.challenge.data import split_faces
-    from imgunlearn.challenge.models import save_classifier
+    from imgunlearn.challenge.commands import train_original_main
 
-    directory = Path(directory)
-    dataset = load_faces(setting["data"])
-    splits = split_faces(dataset, **setting["split"])
-    recipe = Recipe(**setting["training"])
-    model = recipe.train(splits.subset("train"), splits.subset("val"), dataset.num_groups, seed)
-    save_classifier(model, directory)
-    splits.write_splits(directory)
-    write_json(directory / ORIGINAL_SPEC, {**{k: setting[k] for k in ("data", "split", "training")}, "seed": seed})
-    return directory
+    argv = ["--synthetic", "--out", str(directory), "--seed", str(seed)]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, (list, tuple)) else [value])]
+    if train_original_main(argv) != 0:
+        raise RuntimeError(f"train-original failed with options {dict(options)}")
+    return Path(directory)
 
 
 @dataclass
@@ -146,22 +127,29 @@ class Original:
 
 
 def load_original(directory: str | Path, batch_size: int = 64) -> Original:
-    """Read an original directory (see the module docstring); clear errors name what is missing."""
+    """Read a `train-original` output directory: `model/`, `splits.json` and `config.json`.
+
+    The retrained models repeat the original's recipe from `config.json` (model, epochs, lr, weight decay,
+    batch size; class-weighted loss and best-validation checkpoint, as train-original trains).
+    """
+    from imgunlearn.challenge.commands import load_data
     from imgunlearn.challenge.data import read_splits
     from imgunlearn.challenge.models import load_classifier
 
     directory = Path(directory)
-    spec_path = directory / ORIGINAL_SPEC
-    if not spec_path.is_file():
-        raise FileNotFoundError(f"not an original directory: {spec_path} is missing (it names the data and recipe)")
-    spec = json.loads(spec_path.read_text())
-    for key in ("data", "training"):
-        if key not in spec:
-            raise ValueError(f"{spec_path} has no {key!r} entry")
-    dataset = load_faces(spec["data"])
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"not a train-original directory: {config_path} is missing")
+    config = json.loads(config_path.read_text())
+    missing = [key for key in ("data", "model", "epochs", "lr", "weight_decay", "batch_size") if key not in config]
+    if missing:
+        raise ValueError(f"{config_path} lacks {', '.join(missing)}: it was not written by train-original")
+    dataset = load_data(config["data"])
     splits = read_splits(directory, dataset)
     data = PoolData(*(splits.subset(name) for name in ("retain", "forget", "val", "test")), batch_size=batch_size)
-    return Original(load_classifier(directory), data, Recipe(**spec["training"]), dataset.num_groups)
+    recipe = Recipe(model=config["model"], epochs=config["epochs"], lr=config["lr"],
+                    weight_decay=config["weight_decay"], batch_size=config["batch_size"])
+    return Original(load_classifier(directory / "model"), data, recipe, dataset.num_groups)
 
 
 # ---- commands ----------------------------------------------------------------------------------------------
@@ -173,7 +161,7 @@ def _run_parser() -> argparse.ArgumentParser:
                         help="registered method name, module:function, path/to/file.py:function, or 'retrain' "
                              "(the independent retrained reference pool alone)")
     parser.add_argument("--n-models", type=int, default=32, help="pool size N (default 32)")
-    parser.add_argument("--original", required=True, help="original directory (model, splits, original.json)")
+    parser.add_argument("--original", required=True, help="output directory of `imgunlearn challenge train-original`")
     parser.add_argument("--out", required=True, help="pool directory, shared by every method of this original")
     parser.add_argument("--cache", default=None, help="shared retrained-pool cache (default: OUT/cache)")
     parser.add_argument("--shard", default=None, help="i/n: run only members with index %% n == i")
