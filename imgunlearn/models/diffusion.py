@@ -1,10 +1,13 @@
 """`diffusion`: Palette-style conditional inpainting with diffusers' `UNet2DModel` and `DDPMScheduler`.
 
 The U-Net predicts the noise `ε` of `x_t = sqrt(ᾱ_t) · x_0 + sqrt(1 - ᾱ_t) · ε` (or, with
-`prediction_type="v_prediction"`, `v`), where `x_0` is the full clean image scaled to [-1, 1]. Its 7 input channels are `x_t`, the condition (model input scaled to [-1, 1], hidden
-pixels 0) and the mask. `reconstruction_loss` is the denoising MSE at uniformly drawn timesteps; `forward`
-samples with a few deterministic DDIM steps (`num_inference_steps`, seeded by `sample_seed`). Every variant
-has self-attention in the U-Net's mid block; `AttnDownBlock2D` / `AttnUpBlock2D` add more.
+`prediction_type="v_prediction"`, `v`), where `x_0` is the full clean image scaled to [-1, 1]. Its 7 input
+channels are `x_t`, the condition (model input scaled to [-1, 1], hidden pixels 0) and the mask. Unlike
+Palette's inpainting, the visible region of `x_t` is noised too (not pasted from the clean image): in the
+`restore` task every pixel is degraded, so the clean image is never given. `reconstruction_loss` is the
+denoising MSE at uniformly drawn timesteps; `forward` samples with a few deterministic DDIM steps
+(`num_inference_steps`, seeded by `sample_seed`). Every variant has self-attention in the U-Net's mid
+block; `AttnDownBlock2D` / `AttnUpBlock2D` add more.
 
 Encoder = time embedding + `conv_in` + down blocks + mid block; decoder = up blocks + output norm and conv.
 `encode` runs the encoder explicitly and returns a `DiffusionLatent`: the list of every residual the down
@@ -191,6 +194,11 @@ class PaletteDiffusion(ImageToImageModel):
         `x_t` is the masking target noised with the same timesteps and noise as `encode(..., seed)` draws,
         except inside the hidden region, where it is that noise alone: the reference gets no trace of any
         content to complete there, while the student sees its forget image normally noised.
+
+        The paper's teacher keeps the forget image's own condition; this signature receives only the input
+        made from the masking target, so the condition follows the masking target as in the other families.
+        With `region="box"` targets (the forget image outside the region) both agree outside the region, and
+        with nothing hidden this is `encode(masked_input, mask, masked_target, seed)`.
         """
         timesteps, noise = self.draw(masked_target, masked_input.shape, seed)
         sample = self.add_noise(2.0 * masked_target - 1.0, noise, timesteps)
