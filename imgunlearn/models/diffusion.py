@@ -197,7 +197,7 @@ class PaletteDiffusion(ImageToImageModel):
 
         The paper's teacher keeps the forget image's own condition; this signature receives only the input
         made from the masking target, so the condition follows the masking target as in the other families.
-        With `region="box"` targets (the forget image outside the region) both agree outside the region, and
+        With `region="box"` targets (the forget image outside the region) both show the same content there, and
         with nothing hidden this is `encode(masked_input, mask, masked_target, seed)`.
         """
         timesteps, noise = self.draw(masked_target, masked_input.shape, seed)
