@@ -67,3 +67,13 @@ def test_bad_detector_settings_and_inputs():
         FaceDetector(cascade_path="nowhere.xml")
     with pytest.raises(ValueError, match="region"):
         FaceLeakRate(in_region=True).update(torch.rand(1, 3, 16, 16))
+
+
+def test_repeated_detection_is_remembered_without_sharing_arrays(face_tiles):
+    tiles, _ = face_tiles
+    detector = FaceDetector()
+    first = detector.detect(tiles[0])
+    first[:] = -1  # the caller's copy; the remembered boxes must not change
+    again = detector.detect(tiles[0])
+    assert len(again) >= 1 and (again >= 0).all()
+    assert len(detector.detect(tiles[2])) == 0  # a different image is searched afresh

@@ -159,25 +159,25 @@ def compute_metrics(data: Mapping[str, Mapping[str, Tensor]], outputs: Mapping[s
         if missing:
             raise ValueError(f"model {model!r} has no outputs for splits {sorted(missing)}")
         rows[model] = per_split
-    has = {s: (bool(d["mask"].any()), bool(d["region"].any()), d["image"].shape[0]) for s, d in data.items()}
-    results: Results = {}
-    bar = tqdm(total=len(rows) * len(data), desc="scoring", unit="set", disable=not progress)
-    for row, per_split in rows.items():
-        results[row] = {}
-        for split, d in data.items():
-            has_mask, has_region, n = has[split]
-            wanted = [m for m in names if applicable(m, has_mask, has_region, n, row == "ground_truth")]
-            built = {m: METRICS[m].build(features, logit_extractor).to(device) for m in wanted}
-            for start in range(0, n, batch_size):
-                end = start + batch_size
-                target = to_float(d["image"][start:end]).to(device)
-                preds = to_float(per_split[split][start:end]).to(device)
-                mask = d["mask"][start:end].float().to(device)
-                region = d["region"][start:end].float().to(device)
-                for metric in built.values():
+    results: Results = {row: {} for row in rows}
+    bar = tqdm(total=sum(d["image"].shape[0] for d in data.values()), desc="scoring", unit="image",
+               disable=not progress)
+    for split, d in data.items():
+        has_mask, has_region, n = bool(d["mask"].any()), bool(d["region"].any()), d["image"].shape[0]
+        built = {row: {m: METRICS[m].build(features, logit_extractor).to(device) for m in names
+                       if applicable(m, has_mask, has_region, n, row == "ground_truth")} for row in rows}
+        for start in range(0, n, batch_size):  # each ground-truth batch is loaded (and embedded) once for all rows
+            end = start + batch_size
+            target = to_float(d["image"][start:end]).to(device)
+            mask = d["mask"][start:end].float().to(device)
+            region = d["region"][start:end].float().to(device)
+            for row, per_split in rows.items():
+                preds = target if row == "ground_truth" else to_float(per_split[split][start:end]).to(device)
+                for metric in built[row].values():
                     metric.update(preds, target, mask=mask, region=region)
-            results[row][split] = {m: float(metric.compute()) for m, metric in built.items()}
-            bar.update(1)
+            bar.update(target.shape[0])
+        for row in rows:
+            results[row][split] = {m: float(metric.compute()) for m, metric in built[row].items()}
     bar.close()
     return results
 

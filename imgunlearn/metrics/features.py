@@ -48,7 +48,7 @@ class FeatureExtractor(nn.Module):
     (tensors made under `torch.inference_mode` have no version counter and are not remembered).
     """
 
-    cache_size = 4
+    cache_size = 8
 
     def __init__(self, module: nn.Module, name: str) -> None:
         super().__init__()
