@@ -206,7 +206,7 @@ def test_stale_temporary_files_are_ignored(tmp_path, original):
     method_dir = tmp_path / "methods" / "tiny-finetune"
     member_path(method_dir, 1).unlink()
     (method_dir / ".model_00001.npz.4242.tmp").write_bytes(b"truncated")  # left by a killed process
-    with pytest.raises(FileNotFoundError, match="indices 1;"):
+    with pytest.raises(FileNotFoundError, match=r"indices 1 \(seeds \d+\);"):
         load_pool(tmp_path, "tiny-finetune")
     run(tmp_path, counter, original, n_models=3)
     assert counter.unlearn_calls == 4
@@ -217,7 +217,7 @@ def test_stale_temporary_files_are_ignored(tmp_path, original):
 def test_incomplete_pool_names_missing_members(tmp_path, original):
     counter = Counter(make_data())
     run(tmp_path, counter, original, n_models=4, shard=(0, 2))
-    with pytest.raises(FileNotFoundError, match=r"2 of 4 models missing, indices 1, 3"):
+    with pytest.raises(FileNotFoundError, match=r"2 of 4 models missing, indices 1, 3 \(seeds \d+, \d+\)"):
         score_pool(tmp_path, report=False)
 
 
@@ -227,6 +227,8 @@ def test_mixed_inputs_are_refused(tmp_path, original):
     other = tiny_net()
     with pytest.raises(ValueError, match="original_hash"):
         run(tmp_path, counter, other, n_models=2)
+    with pytest.raises(ValueError, match="run with other inputs"):  # other code under the same name
+        run(tmp_path, counter, original, method=lambda net, *loaders: net, n_models=2)
     directory = tmp_path / "methods" / "tiny-finetune"
     confidences, meta = read_member(member_path(directory, 1))
     write_member(member_path(directory, 1), confidences, {**meta, "input_hash": "0" * 64})
@@ -299,18 +301,22 @@ def test_run_and_score_commands(tmp_path, tiny_original, capsys):
 
     common = ["--n-models", "3", "--original", str(tiny_original), "--out", str(tmp_path / "pool"), "--no-progress"]
     assert run_main(["--method", "finetune", "--shard", "0/2", *common]) == 0
-    with pytest.raises(FileNotFoundError, match="indices 1"):
-        score_main(["--pool", str(tmp_path / "pool")])
+    assert score_main(["--pool", str(tmp_path / "pool")]) == 2
+    assert "models missing, indices 1 (seeds " in capsys.readouterr().err
     assert run_main(["--method", "finetune", "--shard", "1/2", *common]) == 0
     assert run_main(["--method", "retrain", *common]) == 0
+    capsys.readouterr()
     assert score_main(["--pool", str(tmp_path / "pool")]) == 0
     assert "| `finetune` | 3 |" in capsys.readouterr().out
     score = json.loads((tmp_path / "pool" / "methods" / "finetune" / "score.json").read_text())
     assert score["n_models"] == 3 and len(score["epsilons"]) == len(load_original(tiny_original).data.forget)
-    with pytest.raises(ValueError, match="was not run"):
-        score_main(["--pool", str(tmp_path / "pool"), "--method", "scrub"])
-    with pytest.raises(ValueError, match="no hyperparameter"):
-        run_main(["--method", "finetune", "--method-kwargs", '{"epochz": 2}', *common])
+    assert score_main(["--pool", str(tmp_path / "pool"), "--method", "scrub"]) == 2
+    assert "'scrub' was not run" in capsys.readouterr().err
+    assert run_main(["--method", "finetune", "--method-kwargs", '{"epochz": 2}', *common]) == 2
+    assert "no hyperparameter 'epochz'" in capsys.readouterr().err
+    assert run_main(["--method", "finetune", "--shard", "2/2", *common]) == 2
+    assert run_main(["--method", "finetune", "--original", str(tmp_path), "--out", str(tmp_path / "p")]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
 
 
 def test_original_directory_errors(tmp_path):

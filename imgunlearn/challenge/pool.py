@@ -325,19 +325,36 @@ class PoolMembers:
     input_hash: str
 
 
-def load_members(directory: str | Path, indices: Sequence[int], input_hash: str | None = None) -> PoolMembers:
-    """Read the result files of members `indices`; a clear error names missing members or mixed hashes."""
+def load_members(
+    directory: str | Path,
+    indices: Sequence[int],
+    input_hash: str | None = None,
+    seed_of: Callable[[int], int] | None = None,
+) -> PoolMembers:
+    """Read the result files of members `indices`; a clear error names missing members or mixed inputs.
+
+    Args:
+        directory: Where the member files are.
+        indices: Which members, in order.
+        input_hash: The hash every member must carry (None: only require them to agree).
+        seed_of: Member index -> seed, to name the seeds of missing members in the error.
+    """
     directory = Path(directory)
     missing = [k for k in indices if not member_path(directory, k).is_file()]
     if missing:
+        seeds = f" (seeds {', '.join(str(seed_of(k)) for k in missing[:10])}{', ...' if len(missing) > 10 else ''})"
         raise FileNotFoundError(
             f"pool {directory} is incomplete: {len(missing)} of {len(indices)} models missing, "
-            f"indices {_ranges(missing)}; rerun `imgunlearn challenge run` with the same arguments"
+            f"indices {_ranges(missing)}{seeds if seed_of else ''}; rerun `imgunlearn challenge run` with the "
+            "same arguments (and every --shard) to make them"
         )
     rows = [read_member(member_path(directory, k)) for k in indices]
     hashes = sorted({meta["input_hash"] for _, meta in rows})
-    if input_hash is not None and hashes != [input_hash] or len(hashes) > 1:
+    if len(hashes) > 1:
         raise ValueError(f"pool {directory} mixes models made from different inputs: hashes {[h[:12] for h in hashes]}")
+    if input_hash is not None and hashes and hashes != [input_hash]:
+        raise ValueError(f"pool {directory} holds models made from other inputs (hash {hashes[0][:12]}) than its "
+                         f"manifest says ({input_hash[:12]})")
     lengths = {conf.shape for conf, _ in rows}
     if len(lengths) > 1:
         raise ValueError(f"pool {directory} mixes forget sets of different sizes: {sorted(lengths)}")
@@ -499,6 +516,15 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
             )
 
 
+def _check_method_manifest(path: Path, name: str, input_hash: str) -> None:
+    if path.is_file() and json.loads(path.read_text()).get("input_hash") != input_hash:
+        raise ValueError(
+            f"method {name!r} in {path.parent.parent.parent} was run with other inputs (its code, hyperparameters, "
+            "batch size or seed changed): file the new results under another name (--name) or remove "
+            f"{path.parent}"
+        )
+
+
 def run_pool(
     out: str | Path,
     data: PoolData,
@@ -572,6 +598,7 @@ def run_pool(
                                  "method": name, "source": hash_callable(unlearning),
                                  "batch_size": data.batch_size, "seed": base_seed})
         jobs.append(unlearn_job(method_dir, unlearning, original, data, method_hash, range(n_models), device))
+    _check_method_manifest(method_dir / METHOD_MANIFEST, name, method_hash)
     write_json(method_dir / METHOD_MANIFEST, {"method": name, "n_models": n_models, "input_hash": method_hash})
 
     original_path = out / f"{ORIGINAL}.npz"
@@ -639,22 +666,25 @@ def load_pool(pool: str | Path, method: str, n_models: int | None = None) -> tup
     """
     pool = Path(pool)
     manifest = read_manifest(pool)
-    retrain_dir, retrain_hash = manifest["retrain_dir"], manifest["retrain_key"]
+    retrain_dir, retrain_hash, base_seed = manifest["retrain_dir"], manifest["retrain_key"], manifest["base_seed"]
+    retrained_seed = lambda k: derive_seed(base_seed, RETRAINED, k)  # noqa: E731
     if method == ORIGINAL:
         if n_models is None:
             sizes = pool_methods(pool)
             if not sizes:
                 raise ValueError("pass n_models to score the original: no method was run in this pool")
             n_models = max(sizes.values())
-        retrained = load_members(retrain_dir, range(n_models), retrain_hash)
+        retrained = load_members(retrain_dir, range(n_models), retrain_hash, retrained_seed)
         return _replicate_original(pool / f"{ORIGINAL}.npz", n_models), retrained
     if n_models is None:
         n_models = int(_method_manifest(pool, method)["n_models"])
-    retrained = load_members(retrain_dir, range(n_models), retrain_hash)
+    retrained = load_members(retrain_dir, range(n_models), retrain_hash, retrained_seed)
     if method == RETRAIN_METHOD:
-        return load_members(retrain_dir, range(n_models, 2 * n_models), retrain_hash), retrained
+        return load_members(retrain_dir, range(n_models, 2 * n_models), retrain_hash, retrained_seed), retrained
     entry = _method_manifest(pool, method)
-    return load_members(pool / "methods" / method_slug(method), range(n_models), entry["input_hash"]), retrained
+    unlearned = load_members(pool / "methods" / method_slug(method), range(n_models), entry["input_hash"],
+                             lambda k: derive_seed(base_seed, UNLEARNED, k))
+    return unlearned, retrained
 
 
 def _replicate_original(path: Path, n_models: int) -> PoolMembers:

@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,9 +205,26 @@ def _strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
     return kept
 
 
+def _report_errors(command: str, main: Callable[[list[str]], int], argv: list[str] | None) -> int:
+    """Run `main`, turning bad input (ValueError, FileNotFoundError) into one error line and exit code 2."""
+    try:
+        return main(list(sys.argv[1:] if argv is None else argv))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"imgunlearn challenge {command}: error: {error}", file=sys.stderr)
+        return 2
+
+
 def run_main(argv: list[str] | None = None) -> int:
     """`imgunlearn challenge run`: make (a shard of) a pool; finished members are skipped, so reruns resume."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return _report_errors("run", _run, argv)
+
+
+def score_main(argv: list[str] | None = None) -> int:
+    """`imgunlearn challenge score`: score methods of a pool, write score.json files and report.md."""
+    return _report_errors("score", _score, argv)
+
+
+def _run(argv: list[str]) -> int:
     args = _run_parser().parse_args(argv)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
@@ -243,15 +260,14 @@ def run_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def score_main(argv: list[str] | None = None) -> int:
-    """`imgunlearn challenge score`: score methods of a pool, write score.json files and report.md."""
+def _score(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="imgunlearn challenge score",
                                      description="Score the methods of a pool directory against its retrained pool.")
     parser.add_argument("--pool", required=True, help="pool directory written by `imgunlearn challenge run`")
     parser.add_argument("--method", action="append", default=None,
                         help="method to score (repeatable; default: every method run in the pool)")
     parser.add_argument("--n-models", type=int, default=None, help="score the first N members (default: all run)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     if args.method:
         known = pool_methods(args.pool)
         for name in args.method:
