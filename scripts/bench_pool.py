@@ -8,6 +8,7 @@ reference rows and the wall time of every phase. Everything resumes: rerunning s
     python scripts/bench_pool.py --n-models 32 --jobs 2                       # the full laptop benchmark
     python scripts/bench_pool.py --n-models 4 --people 60 --epochs 3          # a quick check that it runs
     python scripts/bench_pool.py --compare-training --n-models 0              # training throughput only
+    python scripts/bench_pool.py --compare-jobs 8 --n-models 0                # 1 process vs 2 processes
 
 `--compare-training` also measures training-step throughput of pool members trained one after another
 against several members trained at once with `torch.func` (stacked weights, `vmap`), on the recipe's model.
@@ -71,6 +72,21 @@ def compare_training(setting: dict, members: int, steps: int = 10) -> str:
     return "\n".join(rows)
 
 
+def compare_jobs(original: Path, out: Path, n_models: int, max_jobs: int) -> str:
+    """Wall time of a fresh retrained pool (2 x `n_models` models) made by 1 process and by `max_jobs` processes."""
+    rows = [f"Retrained pool of {2 * n_models} models, {os.cpu_count()} CPU(s):", "",
+            "| processes × threads | wall time (s) |", "|---|---:|"]
+    for jobs in sorted({1, max_jobs}):
+        start = time.perf_counter()
+        argv = ["--method", "retrain", "--n-models", str(n_models), "--original", str(original),
+                "--out", str(out / f"jobs{jobs}"), "--jobs", str(jobs), "--no-progress"]
+        if run_main(argv) != 0:
+            raise RuntimeError(f"retrained pool with {jobs} job(s) failed")
+        threads = torch.get_num_threads() if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+        rows.append(f"| {jobs} × {threads} | {time.perf_counter() - start:.1f} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-models", type=int, default=32, help="pool size N (0: skip the pools)")
@@ -81,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the training epochs")
     parser.add_argument("--compare-training", action="store_true", help="also measure vmap ensemble training")
     parser.add_argument("--ensemble-members", type=int, default=4)
+    parser.add_argument("--compare-jobs", type=int, default=0, metavar="N",
+                        help="also time a fresh retrained pool of 2N models with 1 process and with --jobs processes")
     args = parser.parse_args(argv)
 
     setting = copy.deepcopy(EMBEDDED)
@@ -113,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"`{setting['model']}` × {setting['epochs']} epochs, "
                         f"{args.jobs} job(s), {os.cpu_count()} CPU(s):\n\n{score_table(scores)}")
         sections.append("| phase | wall time (s) |\n|---|---:|\n" + "\n".join(f"| {n} | {t:.1f} |" for n, t in timings))
+    if args.compare_jobs > 0:
+        if not (out / "original" / "config.json").is_file():
+            prepare_original(out / "original", setting)
+        sections.append(compare_jobs(out / "original", out / "compare_jobs", args.compare_jobs, max(args.jobs, 2)))
     text = "\n\n".join(sections) + "\n"
     print(text)
     atomic_write(out / "bench_pool.md", lambda handle: handle.write(text.encode()))

@@ -6,7 +6,8 @@ A pool directory (`out`) holds everything measured for one original model and on
     out/original.npz                           the original evaluated once (the "no unlearning" reference)
     out/methods/<method>/method.json           the method's spec, pool size and input hash
     out/methods/<method>/model_00007.npz       one file per unlearned model
-    out/methods/<method>/score.json            written by `score_pool`
+    out/methods/<method>/score.json            written by `score_pool` (also for the two reference rows)
+    out/score.json, out/report.md, out/report/ every scored row, the comparison table and the figures
     cache/retrained-<key>/model_00007.npz      retrained models, keyed by a hash of (split, training recipe)
                                                and shared by every method and pool that uses them
 
