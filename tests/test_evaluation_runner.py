@@ -182,3 +182,13 @@ def test_user_module_feature_must_be_passed_again(tmp_path):
         evaluate_saved(tmp_path, progress=False)
     again = evaluate_saved(tmp_path, feature=Pool(), report=False, progress=False)
     assert again == first
+
+
+def test_report_describes_a_task_config(tmp_path):
+    task = make_task("outpaint", ratio=0.25)
+    evaluate_models({"original": Passthrough()}, {"forget_holdout": TileSplit(3, True, 0, "outpaint")},
+                    metrics=["psnr", "face_psnr"], output_dir=tmp_path, info={"task": task.to_config()},
+                    progress=False)
+    report = (tmp_path / "report.md").read_text()
+    assert "outpainting: borders of width 0.25 of the side are hidden" in report
+    assert not (tmp_path / "tradeoff.png").exists()  # no retain split: nothing to plot against

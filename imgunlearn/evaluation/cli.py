@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from imgunlearn.evaluation.glossary import describe_task
 from imgunlearn.evaluation.metric_set import METRICS
 from imgunlearn.evaluation.runner import evaluate_models, evaluate_saved
 from imgunlearn.metrics.features import FeatureUnavailableError
@@ -113,14 +114,6 @@ def data_settings(args: argparse.Namespace, checkpoints: dict[str, Path]) -> tup
              "resize": args.resize}
     settings.update({k: v for k, v in flags.items() if v is not None})
     return settings, found
-
-
-def describe_task(name: str, ratio: float | None) -> str:
-    if name == "inpaint":
-        return f"inpainting: a centred box of side {ratio:g} of the image is hidden"
-    if name == "outpaint":
-        return f"outpainting: borders of width {ratio:g} of the side are hidden"
-    return "restoration: the image is blurred and noised"
 
 
 def run_task(args: argparse.Namespace, task: str, ratio: float | None, out: Path, checkpoints: dict[str, Path],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,18 @@ def goal(metric: str, split: str) -> str:
     if info is None:
         return ""
     return info.forget_goal if is_forget_split(split) else info.retain_goal
+
+
+def describe_task(task: str | dict[str, Any], ratio: float | None = None) -> str:
+    """A plain description of a task given by name (and ratio) or as a `Task.to_config()` dict."""
+    box = "center"
+    if isinstance(task, dict):
+        task, ratio, box = task.get("name", "restore"), task.get("ratio", ratio), task.get("box", "center")
+    if task == "inpaint":
+        where = "a centred box" if box == "center" else "a box at a random place"
+        return f"inpainting: {where} of side {ratio:g} of the image is hidden"
+    if task == "outpaint":
+        return f"outpainting: borders of width {ratio:g} of the side are hidden"
+    if task == "hybrid":
+        return "mixed: per image a centred box, a random box or the borders are hidden"
+    return "restoration: the image is blurred and noised"

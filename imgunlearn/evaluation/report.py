@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from imgunlearn.evaluation.glossary import METRIC_INFO, ROW_INFO, SPLIT_INFO
+from imgunlearn.evaluation.glossary import METRIC_INFO, ROW_INFO, SPLIT_INFO, describe_task
 from imgunlearn.evaluation.grids import save_grid
 from imgunlearn.evaluation.plots import save_tradeoff, tradeoff_axes
 from imgunlearn.evaluation.storage import atomic_write_text
@@ -73,7 +73,8 @@ def write_report(output_dir: str | Path, results: Results, data: Mapping[str, Ma
     for row in ("input", "ground_truth"):
         lines.append(f"- `{row}` (reference row): {ROW_INFO[row]}")
     if info.get("task"):
-        lines.append(f"- Task: {info['task']}")
+        task = info["task"]
+        lines.append(f"- Task: {describe_task(task) if isinstance(task, dict) else task}")
     for split in splits_of(results):
         count = int(data[split]["image"].shape[0]) if split in data else None
         lines.append(f"- Split `{split}`: {SPLIT_INFO.get(split, 'a group of images')}"
