@@ -260,7 +260,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "diffusion_tiny": {"block_out_channels": [16, 32], "down_block_types": ["DownBlock2D", "DownBlock2D"],
                        "up_block_types": ["UpBlock2D", "UpBlock2D"], "num_inference_steps": 4},
     "diffusion_small": {"block_out_channels": [32, 64, 64], "down_block_types": ["DownBlock2D"] * 3,
-                        "up_block_types": ["UpBlock2D"] * 3, "num_inference_steps": 10},
+                        "up_block_types": ["UpBlock2D"] * 3, "num_inference_steps": 10,
+                        "prediction_type": "v_prediction"},
     "diffusion_base": {"block_out_channels": [64, 128, 256, 256], "layers_per_block": 2, "norm_num_groups": 32,
                        "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
                        "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
@@ -280,7 +281,8 @@ def diffusion_tiny(**kwargs: Any) -> PaletteDiffusion:
 
 @MODELS.register()
 def diffusion_small(**kwargs: Any) -> PaletteDiffusion:
-    """Three levels of 32/64/64 channels, attention in the mid block only, 10 sampling steps: the CPU demo model."""
+    """Three levels of 32/64/64 channels, attention in the mid block only, v-prediction, 10 sampling steps: the CPU
+    demo model (at this scale v-prediction samples far better than ε-prediction in few steps)."""
     return _build("diffusion_small", kwargs)
 
 
