@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from imgunlearn.metrics.features import Feature, build_feature_extractor
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run small dense eigen-solvers on one CPU thread.
+
+    On a busy machine a multi-threaded LAPACK eigen-solver can take hundreds of times longer than a single
+    thread on the covariance sizes used here.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> Tensor:
@@ -17,10 +35,11 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     eigenvalues as `Σ1 Σ2` and is symmetric, so it needs no general matrix square root.
     """
     mu1, sigma1, mu2, sigma2 = (t.double() for t in (mu1, sigma1, mu2, sigma2))
-    w, v = torch.linalg.eigh(sigma1)
-    root1 = (v * w.clamp(min=0).sqrt()) @ v.T
-    inner = root1 @ sigma2 @ root1
-    trace_root = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
+    with single_thread() if sigma1.device.type == "cpu" else nullcontext():
+        w, v = torch.linalg.eigh(sigma1)
+        root1 = (v * w.clamp(min=0).sqrt()) @ v.T
+        inner = root1 @ sigma2 @ root1
+        trace_root = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
     return ((mu1 - mu2) ** 2).sum() + torch.trace(sigma1) + torch.trace(sigma2) - 2 * trace_root
 
 

@@ -34,15 +34,25 @@ def gaussian_window(win_size: int, dtype: torch.dtype, device: torch.device) -> 
     return g / g.sum()
 
 
+def _band(window: Tensor, size: int) -> Tensor:
+    """`[size - k + 1, size]` matrix whose rows slide the `k`-tap window: a valid 1-D filter as a matmul."""
+    k = window.numel()
+    rows = torch.arange(size - k + 1, device=window.device)
+    band = torch.zeros(size - k + 1, size, dtype=window.dtype, device=window.device)
+    band[rows[:, None], rows[:, None] + torch.arange(k, device=window.device)] = window
+    return band
+
+
 def _filter(x: Tensor, window: Tensor, pad: bool) -> Tensor:
-    """Separable Gaussian filter of `[B, C, H, W]`, per channel; `pad` reflects so the size is kept."""
-    c = x.shape[1]
+    """Separable Gaussian filter of `[B, C, H, W]`, per channel; `pad` reflects so the size is kept.
+
+    The two 1-D passes are matmuls with banded matrices, faster on CPU than grouped convolutions.
+    """
     r = (window.numel() - 1) // 2
     if pad:
         x = F.pad(x, (r, r, r, r), mode="reflect")
-    kh = window.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    kw = window.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
+    h, w = x.shape[-2:]
+    return _band(window, h) @ x @ _band(window, w).T  # [B, C, H - 2r, W - 2r]
 
 
 def ssim_map(preds: Tensor, target: Tensor, win_size: int = WIN_SIZE, pad: bool = False) -> Tensor:
