@@ -21,7 +21,6 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
-from imgunlearn import methods  # noqa: F401  (registers the methods)
 from imgunlearn.data.datamodule import ForgetRetainDataModule
 from imgunlearn.methods.base import UnlearningModule
 from imgunlearn.training import Pretrainer

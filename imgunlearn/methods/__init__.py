@@ -1,13 +1,8 @@
-"""I2I unlearning methods: `UnlearningModule` subclasses registered in `METHODS`."""
+"""I2I unlearning methods: `UnlearningModule` subclasses registered in `METHODS` (one file each).
 
-from imgunlearn.methods import (  # noqa: F401  (each import registers a method)
-    encoder_teacher,
-    finetune,
-    max_loss,
-    noisy_label,
-    random_encoder,
-    retain_label,
-)
+The method files register themselves when `METHODS` is first looked up.
+"""
+
 from imgunlearn.methods.base import UnlearningModule
 from imgunlearn.registry import METHODS
 

@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from imgunlearn.registry import MODELS
 
-Latent = Union[Tensor, list[Tensor]]
+Latent = Tensor | list[Tensor]
 """What `encode` returns: one tensor, or a list of feature maps (skips, down-path outputs, ...)."""
 
 CONFIG_NAME = "config.json"
