@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from imgunlearn.data import SPLITS, SurveyData, detect_faces, generate_survey, lfw_faces, read_csv, split_face_ids
+from imgunlearn.data import SPLITS, SurveyData, generate_survey, lfw_faces, read_csv, split_face_ids
+from imgunlearn.evaluation.faces import FaceDetector
 
 COUNTS = dict(num_forget=12, num_retain=12, num_holdout_forget=6, num_holdout_retain=6)
 
@@ -75,13 +76,14 @@ def test_holdout_faces_are_disjoint_from_training_faces():
 
 def test_haar_cascade_finds_faces_on_forget_tiles_and_not_on_retain_tiles():
     data = generate_survey(num_forget=40, num_retain=40, num_holdout_forget=0, num_holdout_retain=0, size=64, seed=0)
-    forget_hits = detect_faces(data.forget_train.images)
+    detector = FaceDetector()
+    forget_hits = [detector.detect(tile) for tile in data.forget_train.images.transpose(0, 2, 3, 1)]
     rate = np.mean([len(h) > 0 for h in forget_hits])
-    false_positives = np.mean([len(h) > 0 for h in detect_faces(data.retain_train.images)])
+    false_positives = np.mean([len(detector.detect(t)) > 0 for t in data.retain_train.images.transpose(0, 2, 3, 1)])
     assert rate >= 0.85 and false_positives <= 0.05
     # detections sit on the recorded box
     for hits, (top, left, h, w) in zip(forget_hits, data.forget_train.boxes, strict=True):
-        for ht, hl, hh, hw in hits:
+        for hl, ht, hw, hh in hits:  # (x, y, w, h)
             assert ht < top + h and top < ht + hh and hl < left + w and left < hl + hw
 
 

@@ -2,7 +2,7 @@
 
 from imgunlearn.data.datamodule import ForgetRetainDataModule
 from imgunlearn.data.datasets import PairedDataset, SplitDataset, UnionDataset
-from imgunlearn.data.faces import detect_faces, face_detection_rate, lfw_faces, split_face_ids
+from imgunlearn.data.faces import lfw_faces, split_face_ids
 from imgunlearn.data.sampling import PairedSampler, ShuffledSampler
 from imgunlearn.data.splits import CSV_SPLITS, SPLITS, ImageSet, canonical_split, split_kind
 from imgunlearn.data.synthetic import SurveyData, generate_survey
@@ -22,8 +22,6 @@ __all__ = [
     "Task",
     "UnionDataset",
     "canonical_split",
-    "detect_faces",
-    "face_detection_rate",
     "generate_survey",
     "lfw_faces",
     "load_user_splits",

@@ -17,8 +17,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
-from torch import Tensor
 
 NUM_FACES = 100
 """Entries of `lfw_subset` that are faces (the other 100 are not)."""
@@ -27,7 +25,6 @@ SKIN_TONES = np.array([[0.96, 0.80, 0.69], [0.90, 0.70, 0.56], [0.80, 0.60, 0.45
                        [0.50, 0.34, 0.23]], dtype=np.float32)
 """RGB skin tones, light to dark; a tinted face keeps the grey crop's shading."""
 
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 
 @lru_cache(maxsize=1)
@@ -87,51 +84,3 @@ def paste_faces(tiles: np.ndarray, face_ids: np.ndarray, rng: np.random.Generato
         tiles[i, :, top : top + side, left : left + side] = np.round(rgb * 255.0).astype(np.uint8)
         boxes[i] = (top, left, side, side)
     return boxes
-
-
-@lru_cache(maxsize=1)
-def _cascade() -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + HAAR_CASCADE
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise FileNotFoundError(f"OpenCV's Haar cascade could not be loaded from {path}")
-    return cascade
-
-
-def detect_faces(
-    images: np.ndarray | Tensor, upscale: int = 2, min_size: int = 28, min_neighbors: int = 5
-) -> list[np.ndarray]:
-    """Frontal faces found by OpenCV's Haar cascade in each image.
-
-    Args:
-        images: `[N, 3, H, W]`, uint8 or float in [0, 1].
-        upscale: Cubic upscaling before detection (the cascade's smallest window is 24 px).
-        min_size: Smallest face in upscaled pixels.
-        min_neighbors: Cascade `minNeighbors` (higher = fewer false positives).
-
-    Returns:
-        Per image, an int64 array `[K, 4]` of boxes `(top, left, height, width)` in input pixels.
-    """
-    if isinstance(images, Tensor):
-        images = images.detach().cpu()
-        images = (images.clamp(0, 1) * 255).round().to(torch.uint8) if images.is_floating_point() else images
-        images = images.numpy()
-    elif images.dtype != np.uint8:
-        images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected images [N, 3, H, W], got shape {tuple(images.shape)}")
-    cascade = _cascade()
-    found = []
-    for image in images:
-        grey = cv2.cvtColor(np.ascontiguousarray(image.transpose(1, 2, 0)), cv2.COLOR_RGB2GRAY)
-        grey = cv2.resize(grey, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
-        hits = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=min_neighbors, minSize=(min_size, min_size))
-        boxes = np.asarray(hits, dtype=np.int64).reshape(-1, 4)  # [K, (x, y, w, h)]
-        found.append(np.round(boxes[:, [1, 0, 3, 2]] / upscale).astype(np.int64))
-    return found
-
-
-def face_detection_rate(images: np.ndarray | Tensor, **kwargs) -> float:
-    """Share of `images` in which `detect_faces` finds at least one face."""
-    hits = detect_faces(images, **kwargs)
-    return sum(len(h) > 0 for h in hits) / max(1, len(hits))
