@@ -43,7 +43,7 @@ class UNet(ImageToImageModel):
 
     family = "unet"
 
-    def __init__(self, channels: Sequence[int] = (32, 64, 128), name: str = "unet") -> None:
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), name: str = "unet") -> None:
         super().__init__()
         channels = list(channels)
         if len(channels) < 2 or any(c < 1 for c in channels):
@@ -106,8 +106,8 @@ def unet_tiny(channels: Sequence[int] = (8, 16), name: str = "unet_tiny") -> UNe
 
 
 @MODELS.register()
-def unet_small(channels: Sequence[int] = (32, 64, 128), name: str = "unet_small") -> UNet:
-    """Three levels, 32/64/128 channels: the CPU demo model."""
+def unet_small(channels: Sequence[int] = (16, 32, 64), name: str = "unet_small") -> UNet:
+    """Three levels, 16/32/64 channels (0.18 M parameters): the CPU demo model."""
     return UNet(channels, name=name)
 
 
