@@ -139,7 +139,8 @@ def train_manually(method: UnlearningModule, batch: dict, steps: int) -> None:
 def test_noisy_label_box_changes_the_region_only() -> None:
     torch.manual_seed(0)
     method = METHODS.get("noisy_label")(create_model("unet_tiny"), task=TASK, lr=1e-2, forget_target="flat",
-                                        flat_color=(1.0, 0.0, 0.0), region="box", retain_target="reference")
+                                        flat_color=(1.0, 0.0, 0.0), region="box", retain_target="reference",
+                                        retain_alpha=1.0)
     batch = make_batch()
     forget, region = batch["forget"], batch["forget"]["region"].bool().expand(-1, 3, -1, -1)
     reference = method.reference_output(forget)

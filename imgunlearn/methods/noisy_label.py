@@ -35,12 +35,15 @@ class NoisyLabel(UnlearningModule):
 
     Args:
         retain_target: `"image"` or `"reference"`: what kept content is trained towards.
+        retain_alpha: Weight of the retain term. The default 8 is higher than other methods': the forget
+            target pulls hard, and on a small U-Net (32 px restoration, lr 3e-4, 500 steps) weight 1 lost
+            0.5–1 dB on retain images where 8 kept them unchanged at the same forgetting.
         **kwargs: See `UnlearningModule`.
     """
 
-    def __init__(self, *args: Any, retain_target: str = "image", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, retain_target: str = "image", retain_alpha: float = 8.0, **kwargs: Any) -> None:
         check_retain_target(retain_target)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, retain_alpha=retain_alpha, **kwargs)
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
         retain_target = self.hparams.retain_target
