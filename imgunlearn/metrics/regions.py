@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from imgunlearn.metrics.mean import ImageMean
+
 REGIONS = ("image", "mask", "forget")
 
 
@@ -68,3 +70,23 @@ def fills_box(selected: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """True if every pixel of `box` is selected, i.e. the selection is exactly that box."""
     top, left, bottom, right = box
     return bool(selected[top:bottom, left:right].all())
+
+
+class RegionMetric(ImageMean):
+    """Base of the pixel metrics: a per-image mean over the pixels that `region` selects.
+
+    Args:
+        region: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget region, e.g. the face box).
+            Images with no selected pixel are skipped; with none at all `compute` gives NaN.
+    """
+
+    def __init__(self, region: str = "image", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.region = check_region(region)
+
+    def _region_mse(self, preds: Tensor, target: Tensor, mask: Tensor | None, region: Tensor | None) -> Tensor:
+        """MSE `[N]` in float64 over the selected pixels of each image whose selection is not empty."""
+        check_pair(preds, target)
+        weight = selection(self.region, preds, mask, region)
+        mse, valid = per_image_mse(preds.double(), target.double(), weight.double())
+        return mse[valid]

@@ -15,9 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
 
-from imgunlearn.metrics.regions import bounding_box, check_pair, check_region, fills_box, selection
+from imgunlearn.metrics.regions import RegionMetric, bounding_box, check_pair, fills_box, selection
 
 WIN_SIZE = 11
 MIN_WIN_SIZE = 7
@@ -90,7 +89,7 @@ def crop_ssim(preds: Tensor, target: Tensor) -> Tensor:
     return ssim(preds, target, win_size)
 
 
-class SSIM(Metric):
+class SSIM(RegionMetric):
     """Mean over images of the structural similarity (1 = identical structure, 0 = unrelated).
 
     Args:
@@ -98,15 +97,7 @@ class SSIM(Metric):
             Images with no selected pixel are skipped; with none at all `compute` gives NaN.
     """
 
-    is_differentiable = False
     higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, region: str = "image", **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.region = check_region(region)
-        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
         """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1].
@@ -134,12 +125,3 @@ class SSIM(Metric):
             p = torch.stack([preds[i, :, top:bottom, left:right] for i, (top, left, bottom, right) in group])
             q = torch.stack([target[i, :, top:bottom, left:right] for i, (top, left, bottom, right) in group])
             self._add(crop_ssim(p, q))  # p, q: [G, C, h, w]
-
-    def _add(self, values: Tensor) -> None:
-        self.total += values.double().sum()
-        self.count += values.numel()
-
-    def compute(self) -> Tensor:
-        if self.count == 0:
-            return torch.tensor(float("nan"), dtype=torch.float64)
-        return self.total / self.count
