@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric
 
 from imgunlearn.metrics.features import Feature, build_feature_extractor
+from imgunlearn.metrics.mean import ImageMean
 
 
-class EmbeddingCosine(Metric):
+class EmbeddingCosine(ImageMean):
     """Mean over images of `cos(f(output), f(ground truth))`, the paper's CLIP-embedding similarity.
 
     1 when every output embeds exactly like its own ground truth; lower means the outputs carry less of
@@ -22,25 +21,15 @@ class EmbeddingCosine(Metric):
         allow_download: Let a named extractor download missing weights.
     """
 
-    is_differentiable = False
     higher_is_better = True
-    full_state_update = False
 
     def __init__(self, feature: Feature = "stats", allow_download: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.feature = build_feature_extractor(feature, "features", allow_download)
-        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
         """Add outputs `preds` and their ground truths `target`, both `[B, 3, H, W]` in [0, 1]."""
         if preds.shape != target.shape:
             raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must pair up")
         cosine = F.cosine_similarity(self.feature(preds).double(), self.feature(target).double(), dim=1, eps=1e-12)
-        self.total += cosine.sum()
-        self.count += cosine.numel()
-
-    def compute(self) -> Tensor:
-        if self.count == 0:
-            return torch.tensor(float("nan"), dtype=torch.float64)
-        return self.total / self.count
+        self._add(cosine)

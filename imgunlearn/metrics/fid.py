@@ -7,10 +7,8 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
 
-from imgunlearn.metrics.features import Feature, build_feature_extractor
+from imgunlearn.metrics.feature_sets import FeatureSets
 
 
 @contextmanager
@@ -51,7 +49,7 @@ def mean_and_covariance(features: Tensor) -> tuple[Tensor, Tensor]:
     return mean, centred.T @ centred / (features.shape[0] - 1)
 
 
-class FID(Metric):
+class FID(FeatureSets):
     """Fréchet distance between features of outputs (`preds`) and of their ground truths (`target`).
 
     0 when the two sets have the same feature mean and covariance; larger means the outputs are
@@ -62,23 +60,10 @@ class FID(Metric):
         allow_download: Let a named extractor download missing weights.
     """
 
-    is_differentiable = False
     higher_is_better = False
-    full_state_update = False
-
-    def __init__(self, feature: Feature = "stats", allow_download: bool = False, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.feature = build_feature_extractor(feature, "features", allow_download)
-        self.add_state("pred_features", [], dist_reduce_fx="cat")
-        self.add_state("target_features", [], dist_reduce_fx="cat")
-
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
-        """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1] (the sets may differ in size)."""
-        self.pred_features.append(self.feature(preds).double())
-        self.target_features.append(self.feature(target).double())
 
     def compute(self) -> Tensor:
-        preds, target = dim_zero_cat(self.pred_features), dim_zero_cat(self.target_features)
+        preds, target = self._feature_sets()
         if preds.shape[0] < 2 or target.shape[0] < 2:
             raise ValueError(f"FID needs at least 2 images per set, got {preds.shape[0]} and {target.shape[0]}")
         return frechet_distance(*mean_and_covariance(preds), *mean_and_covariance(target))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
 
-from imgunlearn.metrics.features import Feature, build_feature_extractor
+from imgunlearn.metrics.feature_sets import FeatureSets
+from imgunlearn.metrics.features import Feature
 
 
 def polynomial_kernel(x: Tensor, y: Tensor, degree: int = 3, gamma: float | None = None, coef: float = 1.0) -> Tensor:
@@ -27,7 +26,7 @@ def mmd2_unbiased(x: Tensor, y: Tensor, degree: int = 3, gamma: float | None = N
     return term_xx + term_yy - 2 * k_xy.mean()
 
 
-class KID(Metric):
+class KID(FeatureSets):
     """Kernel Inception Distance: mean unbiased MMD² over random subsets, with a cubic polynomial kernel.
 
     About 0 (it can be slightly negative) when outputs and ground truths come from the same distribution.
@@ -45,29 +44,19 @@ class KID(Metric):
         allow_download: Let a named extractor download missing weights.
     """
 
-    is_differentiable = False
     higher_is_better = False
-    full_state_update = False
 
     def __init__(self, feature: Feature = "stats", subsets: int = 100, subset_size: int = 1000, degree: int = 3,
                  gamma: float | None = None, coef: float = 1.0, seed: int = 0, allow_download: bool = False,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
         if subsets < 1 or subset_size < 2:
             raise ValueError(f"KID needs subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
-        self.feature = build_feature_extractor(feature, "features", allow_download)
+        super().__init__(feature, allow_download, **kwargs)
         self.subsets, self.subset_size = subsets, subset_size
         self.degree, self.gamma, self.coef, self.seed = degree, gamma, coef, seed
-        self.add_state("pred_features", [], dist_reduce_fx="cat")
-        self.add_state("target_features", [], dist_reduce_fx="cat")
-
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
-        """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1]."""
-        self.pred_features.append(self.feature(preds).double())
-        self.target_features.append(self.feature(target).double())
 
     def compute(self) -> Tensor:
-        preds, target = dim_zero_cat(self.pred_features), dim_zero_cat(self.target_features)
+        preds, target = self._feature_sets()
         size = min(self.subset_size, preds.shape[0], target.shape[0])
         if size < 2:
             raise ValueError(f"KID needs at least 2 images per set, got {preds.shape[0]} and {target.shape[0]}")
