@@ -9,7 +9,6 @@ paper, only a `retain_share` of the retain set is used per epoch, which keeps th
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -18,9 +17,11 @@ from imgunlearn.challenge.methods.base import (
     ClassifierUnlearning,
     check_positive,
     check_share,
+    descend,
     fresh_copy,
     frozen_copy,
     paired,
+    soft_kl,
 )
 from imgunlearn.challenge.training import device_of
 
@@ -56,11 +57,7 @@ class BadTeacher(ClassifierUnlearning):
                 images = torch.cat([retain_x, forget_x])  # [B_r + B_f, 3, H, W]
                 with torch.no_grad():
                     target = torch.cat([good(retain_x), bad(forget_x)])
-                log_student = F.log_softmax(net(images) / self.temperature, dim=1)
-                loss = F.kl_div(log_student, F.softmax(target / self.temperature, dim=1), reduction="batchmean")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                descend(optimizer, soft_kl(net(images), target, self.temperature))
 
 
 def unlearning(net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,

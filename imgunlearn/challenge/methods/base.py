@@ -18,10 +18,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from imgunlearn.challenge.training import seeded
+from imgunlearn.challenge.training import device_of, seeded
 from imgunlearn.registry import Registry
 
 CLASSIFIER_METHODS = Registry("classifier unlearning method")
@@ -107,6 +108,36 @@ def sgd(params: Iterable[nn.Parameter], lr: float, momentum: float = 0.9,
 def cosine(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.CosineAnnealingLR:
     """Cosine annealing to zero over `steps` scheduler steps."""
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    """One optimizer step on `loss`: clear the gradients, back-propagate, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def soft_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """`KL(teacher || student)` of the distributions softened by `temperature`, batch mean."""
+    log_student = F.log_softmax(student_logits / temperature, dim=1)
+    return F.kl_div(log_student, F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
+
+
+def finetune_retain(net: nn.Module, retain_loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, epochs: int, step_per_batch: bool) -> None:
+    """Train `net` with cross-entropy for `epochs` passes over the retain set.
+
+    The scheduler steps after every batch with `step_per_batch`, otherwise after every epoch.
+    """
+    device = device_of(net)
+    net.train()
+    for _ in range(epochs):
+        for images, labels in batches(retain_loader, device):
+            descend(optimizer, F.cross_entropy(net(images), labels))
+            if step_per_batch:
+                scheduler.step()
+        if not step_per_batch:
+            scheduler.step()
 
 
 def frozen_copy(net: nn.Module) -> nn.Module:

@@ -7,19 +7,17 @@ forgetting comes only from catastrophic forgetting of what the retain set does n
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from imgunlearn.challenge.methods.base import (
     CLASSIFIER_METHODS,
     ClassifierUnlearning,
-    batches,
     check_positive,
     cosine,
+    finetune_retain,
     sgd,
 )
-from imgunlearn.challenge.training import device_of
 
 
 @CLASSIFIER_METHODS.register("finetune")
@@ -40,16 +38,9 @@ class Finetune(ClassifierUnlearning):
 
     def unlearn(self, net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,
                 val_loader: DataLoader | None) -> None:
-        device = device_of(net)
         optimizer = sgd(net.parameters(), self.lr, self.momentum, self.weight_decay)
         scheduler = cosine(optimizer, self.epochs)
-        net.train()
-        for _ in range(self.epochs):
-            for images, labels in batches(retain_loader, device):
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(net(images), labels).backward()
-                optimizer.step()
-            scheduler.step()
+        finetune_retain(net, retain_loader, optimizer, scheduler, self.epochs, step_per_batch=False)
 
 
 def unlearning(net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,

@@ -13,21 +13,19 @@ Fine-tuning uses Adam with cosine annealing over all steps and plain cross-entro
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from imgunlearn.challenge.methods.base import (
     CLASSIFIER_METHODS,
     ClassifierUnlearning,
-    batches,
     check_positive,
     check_share,
     cosine,
+    finetune_retain,
     fresh_copy,
     reinitialize,
 )
-from imgunlearn.challenge.training import device_of
 
 MODES = ("share", "last")
 
@@ -79,16 +77,9 @@ class ResetFinetune(ClassifierUnlearning):
             reset_share(net, self.share, self.run_seed)
         else:
             reset_last(net, self.last_layers, self.run_seed)
-        device = device_of(net)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = cosine(optimizer, self.epochs * len(retain_loader))
-        net.train()
-        for _ in range(self.epochs):
-            for images, labels in batches(retain_loader, device):
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(net(images), labels).backward()
-                optimizer.step()
-                scheduler.step()
+        finetune_retain(net, retain_loader, optimizer, scheduler, self.epochs, step_per_batch=True)
 
 
 def unlearning(net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,

@@ -19,17 +19,17 @@ from imgunlearn.challenge.methods.base import (
     ClassifierUnlearning,
     batches,
     check_positive,
+    descend,
     frozen_copy,
     sgd,
+    soft_kl,
 )
 from imgunlearn.challenge.training import device_of
 
 
 def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """`KL(teacher || student)` of the softened distributions, batch mean, times `temperature²`."""
-    log_student = F.log_softmax(student_logits / temperature, dim=1)
-    teacher = F.softmax(teacher_logits / temperature, dim=1)
-    return F.kl_div(log_student, teacher, reduction="batchmean") * temperature**2
+    return soft_kl(student_logits, teacher_logits, temperature) * temperature**2
 
 
 @CLASSIFIER_METHODS.register("scrub")
@@ -66,19 +66,14 @@ class Scrub(ClassifierUnlearning):
                 for images, _ in batches(forget_loader, device):
                     with torch.no_grad():
                         target = teacher(images)
-                    loss = -distill_kl(net(images), target, self.temperature)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    descend(optimizer, -distill_kl(net(images), target, self.temperature))
             for images, labels in batches(retain_loader, device):
                 with torch.no_grad():
                     target = teacher(images)
                 logits = net(images)
                 loss = self.alpha * distill_kl(logits, target, self.temperature) + self.gamma * F.cross_entropy(
                     logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                descend(optimizer, loss)
 
 
 def unlearning(net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,
