@@ -18,6 +18,7 @@ import lightning as L
 
 from imgunlearn.data.datamodule import ForgetRetainDataModule
 from imgunlearn.data.tasks import Task, task_from_config
+from imgunlearn.io import write_json
 from imgunlearn.methods import METHODS
 from imgunlearn.models.base import ImageToImageModel
 from imgunlearn.training import Pretrainer
@@ -67,9 +68,7 @@ def save(model: ImageToImageModel, directory: str | Path, task: Task | None = No
     """`save_pretrained` plus the task (`task.json`), so inputs for new images can be rebuilt later."""
     directory = model.save_pretrained(directory)
     if task is not None:
-        tmp = directory / (TASK_FILE + ".tmp")
-        tmp.write_text(json.dumps(task.to_config(), indent=2))
-        tmp.replace(directory / TASK_FILE)
+        write_json(directory / TASK_FILE, task.to_config())
     return directory
 
 

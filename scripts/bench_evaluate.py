@@ -25,6 +25,7 @@ from imgunlearn.evaluation import compute_metrics, generate
 from imgunlearn.evaluation.metric_set import DEFAULT_METRICS
 from imgunlearn.evaluation.report import write_report
 from imgunlearn.evaluation.tables import write_tables
+from imgunlearn.io import atomic_write_text
 from imgunlearn.models import create_model
 
 SPLITS = ("forget_train", "forget_holdout", "retain_train", "retain_holdout")
@@ -100,9 +101,7 @@ def write_section(path: Path, text: str) -> None:
     section = f"{BEGIN}\n## Evaluation\n\nCommand: `python scripts/bench_evaluate.py`\n\n{text}\n{END}"
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
     new = pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip() + "\n\n" + section + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new.lstrip())
-    tmp.replace(path)
+    atomic_write_text(path, new.lstrip())
 
 
 if __name__ == "__main__":

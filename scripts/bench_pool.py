@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from imgunlearn.challenge.pool import atomic_write, score_pool
+from imgunlearn.challenge.pool import score_pool
 from imgunlearn.challenge.pool_commands import EMBEDDED, prepare_original, run_main
 from imgunlearn.challenge.report import score_table
+from imgunlearn.io import atomic_write_text
 
 
 def compare_training(setting: dict, members: int, steps: int = 10) -> str:
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(compare_jobs(out / "original", out / "compare_jobs", args.compare_jobs, max(args.jobs, 2)))
     text = "\n\n".join(sections) + "\n"
     print(text)
-    atomic_write(out / "bench_pool.md", lambda handle: handle.write(text.encode()))
+    atomic_write_text(out / "bench_pool.md", text, fsync=True)
     return 0
 
 

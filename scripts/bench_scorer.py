@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from imgunlearn.challenge.scoring import per_example_epsilons
+from imgunlearn.io import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from challenge_oracle import oracle_epsilons  # noqa: E402
@@ -40,13 +40,6 @@ def timed(function, *args) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     result = function(*args)
     return result, time.perf_counter() - start
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     print(table, end="")
     if args.output is not None:
-        write_atomic(args.output, table)
+        atomic_write_text(args.output, table)
     return 0 if agree else 1
 
 

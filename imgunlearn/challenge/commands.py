@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,14 +29,9 @@ from imgunlearn.challenge.mia import mia_figures
 from imgunlearn.challenge.models import create_classifier, load_classifier, save_classifier
 from imgunlearn.challenge.synthetic_faces import generate_faces
 from imgunlearn.challenge.training import accuracy, seeded, train_classifier
+from imgunlearn.io import write_json
 
 CSV_NAME = "faces.csv"
-
-
-def _write_json(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -139,9 +133,9 @@ def train_original_main(argv: list[str] | None = None) -> int:
     save_classifier(model, out / "model")
     metrics = {"train_acc": accuracy(model, loaders["train"]), **_evaluate(model, loaders, args.seed),
                "train_seconds": seconds, "sizes": {k: len(v) for k, v in splits.indices.items()}, "history": history}
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     config = {k: v for k, v in vars(args).items() if k not in ("config", "data", "synthetic", "image_root")}
-    _write_json(out / "config.json", {**config, "data": spec})
+    write_json(out / "config.json", {**config, "data": spec})
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=2))
     return 0
 
@@ -216,8 +210,8 @@ def unlearn_main(argv: list[str] | None = None) -> int:
     metrics = {**_evaluate(net, loaders, args.seed), "seconds": seconds, "retrain_seconds": retrain_seconds,
                "time_share_of_retrain": seconds / retrain_seconds if retrain_seconds else None,
                "original": {k: original_metrics.get(k) for k in ("retain_acc", "forget_acc", "test_acc")}}
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "config.json", {"method": args.method, "hyperparameters": hyperparameters, "seed": args.seed,
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", {"method": args.method, "hyperparameters": hyperparameters, "seed": args.seed,
                                       "original": str(original_dir.resolve()), "batch_size": args.batch_size})
     print(json.dumps(metrics, indent=2))
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from imgunlearn.challenge.synthetic_faces import SyntheticFaces
+from imgunlearn.io import atomic_write_text, write_json
 
 SPLIT_NAMES = ("retain", "forget", "val", "test")
 IMAGE_SUFFIXES = ("", ".png", ".jpg", ".jpeg")
@@ -210,7 +210,7 @@ class FaceSplits:
             "forget_people": [_plain(p) for p in self.forget_people],
             "indices": {k: v.tolist() for k, v in self.indices.items()},
         }
-        _atomic_write(directory / "splits.json", json.dumps(record, indent=1))
+        write_json(directory / "splits.json", record, indent=1)
         split_of = np.full(len(ds), "", dtype=object)
         for name in SPLIT_NAMES:
             split_of[self.indices[name]] = name
@@ -218,17 +218,11 @@ class FaceSplits:
                               "split": split_of})
         if ds.person_ids is not None:
             frame.insert(1, "person_id", ds.person_ids)
-        _atomic_write(directory / "splits.csv", frame.to_csv(index=False))
+        atomic_write_text(directory / "splits.csv", frame.to_csv(index=False))
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def split_faces(

@@ -12,15 +12,15 @@ name and arguments), which `save_classifier` / `load_classifier` use to round-tr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from imgunlearn.io import atomic_write_bytes, write_json
 from imgunlearn.registry import Registry
 
 CLASSIFIERS = Registry("classifier")
@@ -111,12 +111,8 @@ def save_classifier(model: nn.Module, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = directory / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_NAME)
-    tmp = directory / (CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-    os.replace(tmp, directory / CONFIG_NAME)
+    atomic_write_bytes(directory / WEIGHTS_NAME, save(state))
+    write_json(directory / CONFIG_NAME, config, sort_keys=True)
     return directory
 
 

@@ -52,6 +52,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from imgunlearn import io as fileio
+
 RETRAINED = "retrained"
 UNLEARNED = "unlearned"
 ORIGINAL = "original"
@@ -262,31 +264,16 @@ def member_path(directory: Path, index: int) -> Path:
     return directory / f"model_{index:05d}.npz"
 
 
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Call `write(handle)` on a temporary file next to `path`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_json(path: str | Path, value: Any) -> None:
-    """Write `value` as indented JSON, atomically."""
-    text = json.dumps(value, indent=2, sort_keys=True, default=float).encode()
-    atomic_write(Path(path), lambda handle: handle.write(text))
+    """Write `value` as indented JSON with sorted keys, atomically and synced to disk."""
+    fileio.write_json(path, value, sort_keys=True, default=float, fsync=True)
 
 
 def write_member(path: Path, confidences: np.ndarray, meta: Mapping[str, Any]) -> None:
     """Write one model's result file atomically."""
     conf = np.asarray(confidences, dtype=np.float64)
     meta_text = np.array(json.dumps(dict(meta), sort_keys=True))
-    atomic_write(path, lambda handle: np.savez(handle, confidences=conf, meta=meta_text))
+    fileio.atomic_write_bytes(path, lambda handle: np.savez(handle, confidences=conf, meta=meta_text), fsync=True)
 
 
 def read_member(path: Path) -> tuple[np.ndarray, dict[str, Any]]:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from imgunlearn.challenge.pool import ORIGINAL, RETRAIN_METHOD, TIME_CUTOFF, PoolMembers, atomic_write, method_slug
+from imgunlearn.challenge.pool import ORIGINAL, RETRAIN_METHOD, TIME_CUTOFF, PoolMembers, method_slug
+from imgunlearn.io import atomic_write_bytes
 
 REPORT_NAME = "report.md"
 FIGURE_DIR = "report"
@@ -71,7 +72,7 @@ def score_table(scores: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _save(figure: Figure, path: Path) -> None:
-    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=100), fsync=True)
 
 
 def plot_epsilons(epsilons: np.ndarray, title: str, path: Path) -> None:
@@ -151,5 +152,5 @@ def write_report(
         ]
     text = "\n".join(parts).encode()
     path = pool / REPORT_NAME
-    atomic_write(path, lambda handle: handle.write(text))
+    atomic_write_bytes(path, text, fsync=True)
     return path

@@ -19,12 +19,14 @@ variable number of images, taken over a few years.
 from __future__ import annotations
 
 import csv
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from imgunlearn.io import atomic_write_text
 
 MAX_AGE = 80
 
@@ -60,12 +62,11 @@ class SyntheticFaces:
             Image.fromarray(image).save(directory / rel)
             rows.append((f"{i:05d}", rel, int(age), int(person)))
         csv_path = directory / "faces.csv"
-        tmp = csv_path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["image_id", "path", "age", "person_id"])
-            writer.writerows(rows)
-        os.replace(tmp, csv_path)
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(["image_id", "path", "age", "person_id"])
+        writer.writerows(rows)
+        atomic_write_text(csv_path, table.getvalue())
         return csv_path
 
 

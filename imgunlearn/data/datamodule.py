@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader
 from imgunlearn.data.checks import check_splits
 from imgunlearn.data.datasets import PairedDataset, SplitDataset, UnionDataset
 from imgunlearn.data.sampling import PairedSampler, ShuffledSampler
-from imgunlearn.data.splits import PROXY_RETAIN, ImageSet, canonical_split, split_table, write_text_atomic
+from imgunlearn.data.splits import PROXY_RETAIN, ImageSet, canonical_split, split_table
 from imgunlearn.data.synthetic import generate_survey
 from imgunlearn.data.tasks import Task, make_task
 from imgunlearn.data.user_data import load_user_splits, read_image_folder
+from imgunlearn.io import atomic_write_text
 
 SPLITS_FILE = "splits.csv"
 TASK_FILE = "task.json"
@@ -171,10 +172,10 @@ class ForgetRetainDataModule(L.LightningDataModule):
         if self.proxy_retain is not None:
             named[PROXY_RETAIN] = self.proxy_retain
         files = [run_dir / SPLITS_FILE, run_dir / TASK_FILE, run_dir / DATA_FILE]
-        write_text_atomic(files[0], split_table(named))
-        write_text_atomic(files[1], json.dumps(self._task.to_config(), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(files[0], split_table(named))
+        atomic_write_text(files[1], json.dumps(self._task.to_config(), indent=2, sort_keys=True) + "\n")
         settings = {k: v for k, v in self.hparams.items() if k != "task"}
         settings["image_size"] = list(named["forget_train"].size)
         settings["counts"] = {name: len(images) for name, images in named.items()}
-        write_text_atomic(files[2], json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n")
+        atomic_write_text(files[2], json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n")
         return files

@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,20 +201,6 @@ def scale_box(box: np.ndarray, size: tuple[int, int], new_size: tuple[int, int])
 def format_box(box: np.ndarray) -> str:
     """`"top,left,height,width"`, or `""` for no box."""
     return "" if tuple(int(v) for v in box) == NO_BOX else ",".join(str(int(v)) for v in box)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def split_table(splits: dict[str, ImageSet]) -> str:

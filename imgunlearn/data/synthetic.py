@@ -21,8 +21,9 @@ from PIL import Image
 
 from imgunlearn.data.faces import paste_faces, split_face_ids
 from imgunlearn.data.ground import render_ground
-from imgunlearn.data.splits import SPLIT_TO_CSV, SPLITS, ImageSet, format_box, write_text_atomic
+from imgunlearn.data.splits import SPLIT_TO_CSV, SPLITS, ImageSet, format_box
 from imgunlearn.data.user_data import read_csv
+from imgunlearn.io import atomic_write_bytes, atomic_write_text
 
 CSV_NAME = "splits.csv"
 
@@ -71,12 +72,11 @@ class SurveyData:
             (directory / folder).mkdir(parents=True, exist_ok=True)
             for i in range(len(images)):
                 relative = f"{folder}/{i:05d}.png"
-                tmp = directory / f"{relative}.tmp"
-                Image.fromarray(images.image(i).transpose(1, 2, 0)).save(tmp, format="PNG")
-                tmp.replace(directory / relative)
+                tile = Image.fromarray(images.image(i).transpose(1, 2, 0))
+                atomic_write_bytes(directory / relative, lambda f, tile=tile: tile.save(f, format="PNG"))
                 person = int(images.ids[i])
                 writer.writerow([relative, folder, format_box(images.boxes[i]), "" if person < 0 else person])
-        write_text_atomic(directory / CSV_NAME, buffer.getvalue())
+        atomic_write_text(directory / CSV_NAME, buffer.getvalue())
         return directory
 
     @classmethod

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from imgunlearn.evaluation.storage import atomic_write_bytes
+from imgunlearn.io import atomic_write_bytes
 from imgunlearn.metrics.regions import bounding_box
 
 

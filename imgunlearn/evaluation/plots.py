@@ -8,8 +8,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from imgunlearn.evaluation.grids import pick_split
-from imgunlearn.evaluation.storage import atomic_write_bytes
 from imgunlearn.evaluation.tables import Results, splits_of, value
+from imgunlearn.io import atomic_write_bytes
 
 
 def tradeoff_axes(results: Results) -> tuple[tuple[str, str], tuple[str, str]] | None:

@@ -11,8 +11,8 @@ from torch import Tensor
 from imgunlearn.evaluation.glossary import METRIC_INFO, ROW_INFO, SPLIT_INFO, describe_task
 from imgunlearn.evaluation.grids import save_grid
 from imgunlearn.evaluation.plots import save_tradeoff, tradeoff_axes
-from imgunlearn.evaluation.storage import atomic_write_text
 from imgunlearn.evaluation.tables import Results, compared_models, fmt, row_order, splits_of, to_markdown, value
+from imgunlearn.io import atomic_write_text
 
 INTRO = (
     "An image-to-image model takes a damaged or partly hidden image and produces a complete, clean one. "

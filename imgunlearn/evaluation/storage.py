@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from imgunlearn import io as fileio
 
 DATA_DIR = "data"
 DATA_KEYS = ("image", "input", "mask", "region", "index")
@@ -35,23 +35,6 @@ def to_float(images: Tensor) -> Tensor:
     return images.float() / 255.0
 
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Create `path` through `write(file_object)` on a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe values: NaN and infinities become None (JSON has no NaN)."""
     if isinstance(value, dict):
@@ -64,7 +47,8 @@ def _clean(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
+    """Write `data` as indented JSON (NaN and infinities as null), atomically."""
+    fileio.write_json(path, _clean(data), allow_nan=False, end="\n")
 
 
 def read_json(path: Path) -> Any:
@@ -74,7 +58,7 @@ def read_json(path: Path) -> Any:
 
 
 def save_arrays(path: Path, arrays: dict[str, Tensor]) -> None:
-    atomic_write_bytes(path, lambda f: np.savez_compressed(f, **{k: v.cpu().numpy() for k, v in arrays.items()}))
+    fileio.atomic_write_bytes(path, lambda f: np.savez_compressed(f, **{k: v.cpu().numpy() for k, v in arrays.items()}))
 
 
 def load_arrays(path: Path) -> dict[str, Tensor]:

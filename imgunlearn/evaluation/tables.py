@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from imgunlearn.evaluation.glossary import METRIC_INFO, SPLIT_INFO, goal
-from imgunlearn.evaluation.storage import atomic_write_text
+from imgunlearn.io import atomic_write_text
 
 Results = dict[str, dict[str, dict[str, float | None]]]
 REFERENCE_ROWS = ("ground_truth", "input")

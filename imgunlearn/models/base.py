@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
+from imgunlearn.io import atomic_write_bytes, write_json
 from imgunlearn.registry import MODELS
 
 Latent = Tensor | list[Tensor]
@@ -91,12 +92,8 @@ class ImageToImageModel(nn.Module, ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp_weights = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp_weights))
-        tmp_weights.replace(directory / WEIGHTS_NAME)
-        tmp_config = directory / (CONFIG_NAME + ".tmp")
-        tmp_config.write_text(json.dumps(self.config, indent=2, sort_keys=True))
-        tmp_config.replace(directory / CONFIG_NAME)
+        atomic_write_bytes(directory / WEIGHTS_NAME, save(state))
+        write_json(directory / CONFIG_NAME, self.config, sort_keys=True)
         return directory
 
 
