@@ -11,7 +11,6 @@ from jsonargparse import ArgumentParser
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-import imgunlearn.methods  # noqa: F401  (registers the methods)
 from imgunlearn.data.tasks import Task
 from imgunlearn.methods.base import UnlearningModule
 from imgunlearn.methods.targets import FORGET_TARGETS
