@@ -282,3 +282,31 @@ def test_method_config_builds_the_registered_class(method_name: str, tmp_path) -
     method = parser.instantiate_classes(cfg).model
     assert isinstance(method, METHODS.get(method_name))
     assert type(method.model).__name__ == "UNet"
+
+
+def test_encoder_teacher_normalized_feature_weights_balance_maps():
+    from imgunlearn.methods.encoder_teacher import EncoderTeacher, latent_mse
+
+    a = [torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 2, 2)]
+    b = [torch.full((1, 2, 4, 4), 10.0), torch.full((1, 2, 2, 2), 0.1)]
+    uniform = latent_mse(a, b)
+    normalized = latent_mse(a, b, [torch.tensor(100.0), torch.tensor(0.01)])
+    assert torch.isclose(uniform, torch.tensor(100.01))
+    assert torch.isclose(normalized, torch.tensor(2.0)), "each map's error relative to its own scale"
+    with pytest.raises(ValueError, match="unknown feature_weights 'deep'"):
+        EncoderTeacher(_tiny_unet(), feature_weights="deep")
+    method = EncoderTeacher(_tiny_unet(), feature_weights="normalized", region="box")
+    g = torch.Generator().manual_seed(0)
+    side = {"image": torch.rand(2, 3, 16, 16, generator=g), "mask": torch.zeros(2, 1, 16, 16),
+            "region": torch.ones(2, 1, 16, 16)}
+    side["input"] = side["image"]
+    out = method.unlearning_loss(side, {**side, "region": torch.zeros(2, 1, 16, 16)})
+    assert torch.isfinite(out["loss"]) and out["forget_loss"] > 0
+    out["loss"].backward()
+    assert all(p.grad is None for p in method.model.decoder_parameters())
+
+
+def _tiny_unet():
+    from imgunlearn.models import create_model
+
+    return create_model("unet_tiny")

@@ -7,10 +7,15 @@ they follow the original's features of the forget target (a noise image by defau
     L_F = mean((E_θ(x_f, m) - E_θ0(n, m))²)
     L   = retain_alpha · L_R + forget_alpha · L_F
 
-With several feature maps (skips, down-path outputs) the loss is the sum over maps of their mean squares.
+With several feature maps (skips, down-path outputs) the loss is the sum over maps of their mean squares
+(`feature_weights="uniform"`, the paper's form). `feature_weights="normalized"` divides each map's term by the
+mean square of the reference's retain features of that map, so a map's weight no longer depends on its scale
+and a deep, small-valued bottleneck counts as much as a large full-resolution skip.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,17 +24,33 @@ from imgunlearn.methods.base import UnlearningModule
 from imgunlearn.models.base import Latent
 from imgunlearn.registry import METHODS
 
+FEATURE_WEIGHTS = ("uniform", "normalized")
 
-def latent_mse(a: Latent, b: Latent) -> Tensor:
-    """Mean squared distance between two latents, summed over feature maps when they are lists."""
-    if isinstance(a, Tensor):
-        return torch.mean((a - b) ** 2)
-    return sum(torch.mean((x - y) ** 2) for x, y in zip(a, b, strict=True))
+
+def as_maps(latent: Latent) -> list[Tensor]:
+    return [latent] if isinstance(latent, Tensor) else list(latent)
+
+
+def latent_mse(a: Latent, b: Latent, scales: list[Tensor] | None = None) -> Tensor:
+    """Mean squared distance between two latents, summed over feature maps; each map divided by its scale."""
+    a, b = as_maps(a), as_maps(b)
+    scales = scales or [torch.ones(())] * len(a)
+    return sum(torch.mean((x - y) ** 2) / s for x, y, s in zip(a, b, scales, strict=True))
 
 
 @METHODS.register("encoder_teacher")
 class EncoderTeacher(UnlearningModule):
+    """Args:
+        feature_weights: `uniform` (the paper) or `normalized` (each map scaled by its retain features' size).
+        **kwargs: See `UnlearningModule`.
+    """
+
     encoder_only = True
+
+    def __init__(self, *args: Any, feature_weights: str = "uniform", **kwargs: Any) -> None:
+        if feature_weights not in FEATURE_WEIGHTS:
+            raise ValueError(f"unknown feature_weights {feature_weights!r}; known: {', '.join(FEATURE_WEIGHTS)}")
+        super().__init__(*args, **kwargs)
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
         seed = self.step_seed()
@@ -38,9 +59,12 @@ class EncoderTeacher(UnlearningModule):
             target_input = self.target_input(target, forget["mask"])
             forget_ref = self.reference.forget_reference_encode(target_input, forget["mask"], target, seed=seed)
             retain_ref = self.reference.encode(retain["input"], retain["mask"], target=retain["image"], seed=seed)
+            scales = None
+            if self.hparams.feature_weights == "normalized":
+                scales = [m.pow(2).mean().clamp_min(1e-8) for m in as_maps(retain_ref)]
         forget_loss = latent_mse(self.model.encode(forget["input"], forget["mask"], target=forget["image"], seed=seed),
-                                 forget_ref)
+                                 forget_ref, scales)
         retain_loss = latent_mse(self.model.encode(retain["input"], retain["mask"], target=retain["image"], seed=seed),
-                                 retain_ref)
+                                 retain_ref, scales)
         loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}
