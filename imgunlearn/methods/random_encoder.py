@@ -24,16 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule
-from imgunlearn.methods.encoder_teacher import latent_mse
+from imgunlearn.methods.encoder_teacher import as_maps, latent_mse
 from imgunlearn.methods.targets import confine
-from imgunlearn.models.base import ImageToImageModel, Latent
+from imgunlearn.models.base import ImageToImageModel
 from imgunlearn.registry import METHODS
 
 PROBE_SIDE = 64
-
-
-def as_list(latent: Latent) -> list[Tensor]:
-    return [latent] if isinstance(latent, Tensor) else list(latent)
 
 
 def check_spatial(latent: list[Tensor], model_name: str) -> None:
@@ -58,7 +54,7 @@ class RandomEncoder(UnlearningModule):
         blank, training = torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE), model.training
         try:
             with torch.no_grad():
-                latent = as_list(model.eval().encode(blank, blank[:, :1], target=blank, seed=0))
+                latent = as_maps(model.eval().encode(blank, blank[:, :1], target=blank, seed=0))
         except ValueError:
             return
         finally:
@@ -87,7 +83,7 @@ class RandomEncoder(UnlearningModule):
         seed = self.step_seed()
 
         def encode(encoder: ImageToImageModel, batch: dict[str, Tensor]) -> list[Tensor]:
-            return as_list(encoder.encode(batch["input"], batch["mask"], target=batch["image"], seed=seed))
+            return as_maps(encoder.encode(batch["input"], batch["mask"], target=batch["image"], seed=seed))
 
         with torch.no_grad():
             forget_targets = self.random_targets(encode(self.reference, forget), forget["region"])
