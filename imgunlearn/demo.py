@@ -39,12 +39,14 @@ facial detail that no small model restores on unseen faces (face-box PSNR stays 
 original would barely outperform its own input there."""
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "noisy_label": {"lr": 1e-3, "region": "box", "forget_target": "normal"},
-    "encoder_teacher": {"lr": 1e-3, "region": "box", "forget_target": "normal", "forget_alpha": 1.0},
-    "max_loss": {"lr": 1e-4},
-    "retain_label": {"lr": 1e-3, "region": "box"},
-    "random_encoder": {"lr": 1e-3},
-    "finetune": {"lr": 1e-3},
+    "noisy_label": {"lr": 5e-4, "warmup_steps": 25, "region": "box", "forget_target": "flat", "forget_alpha": 2.0,
+                    "retain_alpha": 8.0},
+    "encoder_teacher": {"lr": 1e-3, "warmup_steps": 25, "betas": (0.9, 0.95), "weight_decay": 0.05, "region": "box",
+                        "forget_target": "normal"},
+    "max_loss": {"lr": 3e-4, "region": "box", "forget_bound": 0.1, "retain_alpha": 8.0},
+    "retain_label": {"lr": 3e-4, "region": "box", "retain_alpha": 8.0},
+    "random_encoder": {"lr": 1e-3, "region": "box"},
+    "finetune": {"lr": 3e-4},
 }
 """Settings the demo uses per method (the methods' own defaults fill the rest)."""
 

@@ -1,0 +1,74 @@
+"""End to end at tiny size: the demo command, the Python API round trip and the LightningCLI commands."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import imgunlearn
+from imgunlearn.api import load_task, save
+from imgunlearn.cli import main
+from imgunlearn.data.tasks import make_task
+from imgunlearn.models import create_model
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = ["--size", "16", "--num-forget", "6", "--num-retain", "8", "--num-holdout", "4", "--model", "unet_tiny",
+        "--pretrain-steps", "3", "--unlearn-steps", "2", "--batch-size", "4", "--no-progress"]
+
+
+def test_demo_writes_models_metrics_and_grid(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--method", "noisy_label,encoder_teacher", *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for row in ("original", "unlearned", "encoder_teacher"):
+        for split in ("forget_train", "forget_holdout", "retain_holdout"):
+            assert {"psnr", "ssim", "mse", "face_detect_rate"} <= set(metrics[row][split])
+        assert "face_psnr" in metrics[row]["forget_holdout"]
+    assert (out / "grid.png").stat().st_size > 1000
+    summary = (out / "summary.md").read_text()
+    assert "| noisy_label |" in summary and "| encoder_teacher |" in summary
+    original, unlearned = imgunlearn.load_model(out / "original"), imgunlearn.load_model(out / "unlearned")
+    assert not all(torch.equal(a, b) for a, b in zip(original.parameters(), unlearned.parameters(), strict=True))
+    task = load_task(out / "unlearned")
+    image = torch.rand(2, 3, 16, 16)
+    model_input, mask = task(image, torch.Generator().manual_seed(0))
+    assert unlearned(model_input, mask).shape == (2, 3, 16, 16)
+    demo = json.loads((out / "demo.json").read_text())
+    assert demo["timings"]["pretrain_s"] > 0 and demo["methods"] == ["noisy_label", "encoder_teacher"]
+
+
+def test_demo_rejects_unknown_method_before_any_work(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown method 'forget_all'"):
+        main(["demo", "--out", str(tmp_path / "x"), "--method", "forget_all", *TINY])
+    assert not (tmp_path / "x").exists()
+
+
+def test_save_keeps_the_task_beside_the_model(tmp_path):
+    task = make_task("inpaint", ratio=0.25)
+    save(create_model("unet_tiny"), tmp_path / "m", task)
+    assert load_task(tmp_path / "m") == task
+    with pytest.raises(FileNotFoundError, match="task.json is missing"):
+        load_task(tmp_path)
+
+
+def test_lightning_cli_pretrain_then_unlearn_saves_models_and_configs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = ["--config", f"{CONFIGS}/data/synthetic.yaml", "--data.init_args.size", "16",
+            "--data.init_args.num_forget", "4", "--data.init_args.num_retain", "4",
+            "--data.init_args.num_holdout_forget", "2", "--data.init_args.num_holdout_retain", "2",
+            "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+            "--trainer.default_root_dir", "run"]
+    main(["pretrain", "--config", f"{CONFIGS}/experiment/pretrain.yaml", "--config", f"{CONFIGS}/model/unet_small.yaml",
+          "--model.init_args.model.init_args.channels", "[8, 16]", *data])
+    pretrained = tmp_path / "run" / "model"
+    assert imgunlearn.load_model(pretrained).config["channels"] == [8, 16]
+    assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "splits.csv").is_file()
+    data[-1] = "run2"
+    main(["unlearn", "--config", f"{CONFIGS}/method/encoder_teacher.yaml", "--model.init_args.model", str(pretrained),
+          *data])
+    unlearned = imgunlearn.load_model(tmp_path / "run2" / "model")
+    before = imgunlearn.load_model(pretrained)
+    for a, b in zip(before.decoder_parameters(), unlearned.decoder_parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert "EncoderTeacher" in (tmp_path / "run2" / "config.yaml").read_text()
