@@ -122,7 +122,7 @@ def goal(metric: str, split: str) -> str:
 
 def describe_task(task: str | dict[str, Any], ratio: float | None = None) -> str:
     """A plain description of a task given by name (and ratio) or as a `Task.to_config()` dict."""
-    box = "center"
+    box, config = "center", task if isinstance(task, dict) else {}
     if isinstance(task, dict):
         task, ratio, box = task.get("name", "restore"), task.get("ratio", ratio), task.get("box", "center")
     if task == "inpaint":
@@ -132,4 +132,11 @@ def describe_task(task: str | dict[str, Any], ratio: float | None = None) -> str
         return f"outpainting: borders of width {ratio:g} of the side are hidden"
     if task == "hybrid":
         return "mixed: per image a centred box, a random box or the borders are hidden"
-    return "restoration: the image is blurred and noised"
+    damage = []
+    if config.get("downsample", 2) > 1:
+        damage.append("blurred")
+    if config.get("noise_std", 0.1) > 0:
+        damage.append(f"noised (σ {config['noise_std']:g})" if "noise_std" in config else "noised")
+    if config.get("holes", 0):
+        damage.append(f"given {config['holes']} small holes")
+    return "restoration: the image is " + (" and ".join(damage) or "passed through unchanged")
