@@ -30,6 +30,7 @@ from imgunlearn.data.datamodule import ForgetRetainDataModule
 from imgunlearn.evaluation import evaluate_models
 from imgunlearn.methods import METHODS
 from imgunlearn.models.base import ImageToImageModel, load_model
+from imgunlearn.registry import MODELS
 
 SPLITS = ("forget_train", "forget_holdout", "retain_holdout")
 
@@ -61,6 +62,9 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
     """Run the demo; returns the metrics written to `out/metrics.json`."""
     for name in methods:
         METHODS.get(name)  # unknown names fail before any work
+    if model not in MODELS and f"{model}_small" in MODELS:
+        model = f"{model}_small"  # a family name stands for its CPU-sized variant
+    MODELS.get(model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     parser.add_argument("--method", default="noisy_label",
                         help=f"method, or several separated by commas; known: {', '.join(METHODS.list())}")
-    parser.add_argument("--model", default="unet_small", help="registered model to pretrain (default: unet_small)")
+    parser.add_argument("--model", default="unet_small",
+                        help="registered model or family (unet, vqgan, mae, diffusion = its _small variant) to pretrain")
     parser.add_argument("--size", type=int, default=64, help="tile side in pixels (default: 64)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-forget", type=int, default=200)

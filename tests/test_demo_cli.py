@@ -44,6 +44,16 @@ def test_demo_rejects_unknown_method_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_demo_takes_a_family_name_and_rejects_unknown_models(tmp_path):
+    from imgunlearn.demo import run_demo
+
+    with pytest.raises(ValueError, match="unknown model 'gan'"):
+        run_demo(tmp_path / "x", model="gan")
+    args = [a for a in TINY if a not in ("--model", "unet_tiny")]
+    assert main(["demo", "--out", str(tmp_path / "mae"), "--model", "mae", "--method", "finetune", *args]) == 0
+    assert imgunlearn.load_model(tmp_path / "mae" / "original").config["name"] == "mae_small"
+
+
 def test_save_keeps_the_task_beside_the_model(tmp_path):
     task = make_task("inpaint", ratio=0.25)
     save(create_model("unet_tiny"), tmp_path / "m", task)
