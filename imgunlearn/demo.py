@@ -79,11 +79,7 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
     timings["data_s"] = time.perf_counter() - start
 
     if original is not None:
-        original_model = load_model(original)
-        if load_task(original) != data.task:
-            raise ValueError(f"{original} was trained for task {load_task(original)}, the demo uses {data.task}")
-        timings["pretrain_s"] = float(json.loads((Path(original).parent / "demo.json").read_text())
-                                      ["timings"]["pretrain_s"]) if (Path(original).parent / "demo.json").is_file() else float("nan")
+        original_model, timings["pretrain_s"] = reuse_original(Path(original), data.task)
     else:
         start = time.perf_counter()
         original_model = pretrain(model, data, max_steps=pretrain_steps, accelerator=accelerator, progress=progress)
@@ -112,6 +108,16 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
     (out / "demo.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(summary_table(results, methods, timings))
     return results
+
+
+def reuse_original(directory: Path, task: Any) -> tuple[ImageToImageModel, float]:
+    """A saved original and its pretraining time (from the demo run that made it; NaN when unknown)."""
+    saved_task = load_task(directory)
+    if saved_task != task:
+        raise ValueError(f"{directory} was trained for task {saved_task}, the demo uses {task}")
+    record = directory.parent / "demo.json"
+    seconds = json.loads(record.read_text())["timings"]["pretrain_s"] if record.is_file() else float("nan")
+    return load_model(directory), float(seconds)
 
 
 def summary_table(results: dict[str, Any], methods: tuple[str, ...], timings: dict[str, float]) -> str:

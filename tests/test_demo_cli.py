@@ -37,6 +37,13 @@ def test_demo_writes_models_metrics_and_grid(tmp_path):
     demo = json.loads((out / "demo.json").read_text())
     assert demo["timings"]["pretrain_s"] > 0 and demo["methods"] == ["noisy_label", "encoder_teacher"]
 
+    # a second run reuses the saved original instead of pretraining again
+    again = tmp_path / "again"
+    assert main(["demo", "--out", str(again), "--method", "finetune", "--original", str(out / "original"), *TINY]) == 0
+    reused = imgunlearn.load_model(again / "original")
+    assert all(torch.equal(a, b) for a, b in zip(original.parameters(), reused.parameters(), strict=True))
+    assert json.loads((again / "demo.json").read_text())["timings"]["pretrain_s"] == demo["timings"]["pretrain_s"]
+
 
 def test_demo_rejects_unknown_method_before_any_work(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown method 'forget_all'"):
