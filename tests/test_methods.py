@@ -67,7 +67,7 @@ def fit(method: UnlearningModule, steps: int = 3, size: int = SIZE) -> L.Trainer
 def test_method_trains_with_lightning(method_name: str, model_name: str) -> None:
     torch.manual_seed(0)
     model = create_model(model_name)
-    method = METHODS.get(method_name)(model, task=TASK, lr=1e-2, seed=1)
+    method = METHODS.get(method_name)(model, task=TASK, lr=1e-2, seed=1, region="image")  # box needs spatial maps
     before, reference_before = snapshot(method.model), snapshot(method.reference)
     trainer = fit(method, size=image_size(model))
 
@@ -157,11 +157,13 @@ def test_noisy_label_box_changes_the_region_only() -> None:
 def test_max_loss_ascent_is_bounded() -> None:
     torch.manual_seed(0)
     batch = make_batch()
-    method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, forget_bound=1e-4, retain_alpha=0.0)
+    method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, forget_bound=1e-4, retain_alpha=0.0,
+                                     region="image")
     out = method.unlearning_loss(batch["forget"], batch["retain"])
     assert out["forget_error"] > 1e-4 and out["loss"] == 0  # beyond the bound: no ascent at all
 
-    method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, lr=1e-2, forget_bound=0.5)
+    method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, lr=1e-2, forget_bound=0.5, region="image",
+                                     retain_alpha=1.0)
     start = method.unlearning_loss(batch["forget"], batch["retain"])["forget_error"]
     train_manually(method, batch, steps=15)
     assert method.unlearning_loss(batch["forget"], batch["retain"])["forget_error"] > start + 0.02
@@ -170,7 +172,8 @@ def test_max_loss_ascent_is_bounded() -> None:
 def test_max_loss_box_holds_the_output_outside_the_region() -> None:
     torch.manual_seed(0)
     batch = make_batch()
-    method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, lr=1e-2, forget_bound=0.5, region="box")
+    method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, lr=1e-2, forget_bound=0.5, region="box",
+                                     retain_alpha=1.0)
     forget, region = batch["forget"], batch["forget"]["region"].bool().expand(-1, 3, -1, -1)
     reference = method.reference_output(forget)
     train_manually(method, batch, steps=15)

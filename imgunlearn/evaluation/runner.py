@@ -38,6 +38,15 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 Results = dict[str, dict[str, dict[str, float | None]]]
 
 
+class NonFiniteOutputError(ValueError):
+    """A model produced NaN or infinite values; its outputs are not scored (they would look like forgetting)."""
+
+
+def _count_non_finite(output: Tensor) -> tuple[int, int]:
+    """How many values of `output` are NaN and how many are ±inf."""
+    return int(torch.isnan(output).sum()), int(torch.isinf(output).sum())
+
+
 def _check_names(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
     if not models:
         raise ValueError("no models to evaluate")
@@ -71,6 +80,9 @@ def generate(models: Mapping[str, ImageToImageModel], datasets: Mapping[str, Dat
              progress: bool = True) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]]]:
     """Run every model over every split.
 
+    Raises:
+        NonFiniteOutputError: A model's outputs on a split contain NaN or inf (named with the counts).
+
     Returns:
         `(data, outputs)`: per split the uint8 / bool arrays of the examples (see `storage`), and per model
         and split the uint8 outputs `[N, 3, H, W]`.
@@ -91,6 +103,7 @@ def generate(models: Mapping[str, ImageToImageModel], datasets: Mapping[str, Dat
         for split, loader in loaders.items():
             parts: list[dict[str, Tensor]] = []
             outs: dict[str, list[Tensor]] = {m: [] for m in models}
+            bad = {m: [0, 0, 0] for m in models}  # NaN, inf, values seen
             for batch in loader:
                 arrays = _collect(batch, split)
                 parts.append(arrays)
@@ -101,11 +114,20 @@ def generate(models: Mapping[str, ImageToImageModel], datasets: Mapping[str, Dat
                     if out.shape != model_input.shape:
                         raise ValueError(f"model {name!r} returned {tuple(out.shape)} for input "
                                          f"{tuple(model_input.shape)}")
+                    nan, inf = _count_non_finite(out)
+                    bad[name][0] += nan
+                    bad[name][1] += inf
+                    bad[name][2] += out.numel()
                     outs[name].append(to_uint8(out).cpu())
                 bar.update(1)
                 bar.set_postfix(split=split)
             if not parts:
                 raise ValueError(f"split {split!r} is empty")
+            for name, (nan, inf, total) in bad.items():
+                if nan or inf:
+                    counts = ", ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "inf")) if n)
+                    raise NonFiniteOutputError(f"non-finite outputs of {name} on {split}: {counts} (of {total} "
+                                               "values); its results would not mean anything, so nothing is scored")
             data[split] = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
             for name in models:
                 outputs[name][split] = torch.cat(outs[name])

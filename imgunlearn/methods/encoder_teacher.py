@@ -15,6 +15,7 @@ and a deep, small-valued bottleneck counts as much as a large full-resolution sk
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,15 +43,21 @@ def latent_mse(a: Latent, b: Latent, scales: list[Tensor] | None = None) -> Tens
 class EncoderTeacher(UnlearningModule):
     """Args:
         feature_weights: `uniform` (the paper) or `normalized` (each map scaled by its retain features' size).
+        lr, warmup_steps, betas, weight_decay, region: See `UnlearningModule`. The defaults are the settings
+            measured on the demo (BENCHMARKS.md, unet_small and the model families): the paper's AdamW betas and
+            weight decay with warm-up, lr 1e-3, the normal-noise target confined to the face box.
         **kwargs: See `UnlearningModule`.
     """
 
     encoder_only = True
 
-    def __init__(self, *args: Any, feature_weights: str = "uniform", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, feature_weights: str = "uniform", lr: float = 1e-3, warmup_steps: int = 25,
+                 betas: Sequence[float] = (0.9, 0.95), weight_decay: float = 0.05, region: str = "box",
+                 **kwargs: Any) -> None:
         if feature_weights not in FEATURE_WEIGHTS:
             raise ValueError(f"unknown feature_weights {feature_weights!r}; known: {', '.join(FEATURE_WEIGHTS)}")
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, lr=lr, warmup_steps=warmup_steps, betas=betas, weight_decay=weight_decay,
+                         region=region, **kwargs)
 
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
         seed = self.step_seed()

@@ -8,6 +8,8 @@ about the forget set while it keeps reconstructing retain images with the family
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule
@@ -16,6 +18,14 @@ from imgunlearn.registry import METHODS
 
 @METHODS.register("finetune")
 class Finetune(UnlearningModule):
+    """Args:
+        lr: See `UnlearningModule`; the default is the setting measured on the demo (BENCHMARKS.md).
+        **kwargs: See `UnlearningModule`.
+    """
+
+    def __init__(self, *args: Any, lr: float = 3e-4, **kwargs: Any) -> None:
+        super().__init__(*args, lr=lr, **kwargs)
+
     def unlearning_loss(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> dict[str, Tensor]:
         retain_loss = self.model.reconstruction_loss(retain["input"], retain["mask"], retain["image"])
         return {"loss": self.hparams.retain_alpha * retain_loss, "retain_loss": retain_loss}

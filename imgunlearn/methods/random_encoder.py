@@ -18,6 +18,7 @@ the reference's features of the same input elsewhere; this needs spatial maps `[
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,16 @@ def check_spatial(latent: list[Tensor], model_name: str) -> None:
 
 @METHODS.register("random_encoder")
 class RandomEncoder(UnlearningModule):
+    """Args:
+        lr, region: See `UnlearningModule`. The defaults are the settings measured on the demo (BENCHMARKS.md,
+            every method on the demo setting); families without spatial feature maps (mae) need `region="image"`.
+        **kwargs: See `UnlearningModule`.
+    """
+
     encoder_only = True
+
+    def __init__(self, *args: Any, lr: float = 1e-3, region: str = "box", **kwargs: Any) -> None:
+        super().__init__(*args, lr=lr, region=region, **kwargs)
 
     def check_model(self, model: ImageToImageModel) -> None:
         """With `region="box"`, refuse families whose latent is not spatial (e.g. `mae`'s tokens `[B, L, D]`).

@@ -31,12 +31,15 @@ class RetainLabel(UnlearningModule):
 
     Args:
         retain_target: `"image"` or `"reference"`: what kept content is trained towards.
+        lr, region, retain_alpha: See `UnlearningModule`. The defaults are the settings measured on the demo
+            (BENCHMARKS.md, every method on the demo setting).
         **kwargs: See `UnlearningModule`.
     """
 
-    def __init__(self, *args: Any, retain_target: str = "image", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, retain_target: str = "image", lr: float = 3e-4, region: str = "box",
+                 retain_alpha: float = 8.0, **kwargs: Any) -> None:
         check_retain_target(retain_target)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, lr=lr, region=region, retain_alpha=retain_alpha, **kwargs)
 
     def retain_images_for(self, forget: dict[str, Tensor], retain: dict[str, Tensor]) -> Tensor:
         """One randomly drawn retain image per forget example, `[B_f, 3, H, W]`."""
