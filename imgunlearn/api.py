@@ -10,20 +10,15 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 
 from imgunlearn.data.datamodule import ForgetRetainDataModule
-from imgunlearn.data.tasks import Task, task_from_config
-from imgunlearn.io import write_json
 from imgunlearn.methods import METHODS
 from imgunlearn.models.base import ImageToImageModel
+from imgunlearn.pipeline import load_task, save  # noqa: F401  (re-exported; saving lives in imgunlearn.pipeline)
 from imgunlearn.training import Pretrainer
-
-TASK_FILE = "task.json"
 
 
 def _trainer(max_steps: int, accelerator: str, progress: bool) -> L.Trainer:
@@ -62,19 +57,3 @@ def unlearn(model: ImageToImageModel, data: ForgetRetainDataModule, method: str 
     data.setup("fit")
     _trainer(max_steps, accelerator, progress).fit(module, train_dataloaders=data.train_dataloader())
     return module.model.eval()
-
-
-def save(model: ImageToImageModel, directory: str | Path, task: Task | None = None) -> Path:
-    """`save_pretrained` plus the task (`task.json`), so inputs for new images can be rebuilt later."""
-    directory = model.save_pretrained(directory)
-    if task is not None:
-        write_json(directory / TASK_FILE, task.to_config())
-    return directory
-
-
-def load_task(directory: str | Path) -> Task:
-    """The task saved beside a model by `save` (or by the CLI)."""
-    path = Path(directory) / TASK_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no task saved with the model: {path} is missing")
-    return task_from_config(json.loads(path.read_text()))

@@ -6,26 +6,21 @@
 
 Inputs are `[B, 3, 32, 32]` float32 holding uint8 values (no normalisation, as in the challenge); the first
 batch norm absorbs the scale. Every model built by `create_classifier` carries `model.config` (the registry
-name and arguments), which `save_classifier` / `load_classifier` use to round-trip it through safetensors.
+name and arguments), which `save_classifier` / `load_classifier` use to round-trip it through safetensors
+(`imgunlearn.persistence`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 from torch import nn
 
-from imgunlearn.io import atomic_write_bytes, write_json
-from imgunlearn.registry import Registry
-
-CLASSIFIERS = Registry("classifier")
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from imgunlearn.persistence import load_model_dir, save_model
+from imgunlearn.registry import CLASSIFIERS
 
 
 class SmallCNN(nn.Module):
@@ -105,27 +100,15 @@ def list_classifiers(pattern: str = "*") -> list[str]:
 
 def save_classifier(model: nn.Module, directory: str | Path) -> Path:
     """Write `config.json` and `model.safetensors` for a model made by `create_classifier`, atomically."""
-    config = getattr(model, "config", None)
-    if not isinstance(config, dict) or "name" not in config:
+    if not isinstance(getattr(model, "config", None), dict) or "name" not in model.config:
         raise ValueError("the model has no `config` naming its registered classifier; build it with create_classifier")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write_bytes(directory / WEIGHTS_NAME, save(state))
-    write_json(directory / CONFIG_NAME, config, sort_keys=True)
-    return directory
+    return save_model(model, directory)
 
 
 def load_classifier(directory: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a classifier saved by `save_classifier` and load its weights (in eval mode)."""
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise FileNotFoundError(f"not a saved classifier: {required} is missing")
-    config = json.loads(config_path.read_text())
-    if "name" not in config:
-        raise ValueError(f"{config_path} has no 'name' entry naming the registered classifier")
-    model = create_classifier(**config)
-    model.load_state_dict(load_file(str(weights_path), device=str(map_location)))
-    return model.eval()
+    """Rebuild a classifier saved by `save_classifier` on `map_location` and load its weights (in eval mode).
+
+    The config is checked against the weights' tensor shapes before the network is built (see
+    `imgunlearn.persistence`).
+    """
+    return load_model_dir(directory, lambda config: create_classifier(**config), map_location, kind="classifier")

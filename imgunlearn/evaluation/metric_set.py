@@ -18,6 +18,7 @@ from torchmetrics import Metric
 
 from imgunlearn.metrics import FID, KID, LPIPS, MSE, PSNR, SSIM, EmbeddingCosine, FaceLeakRate, InceptionScore
 from imgunlearn.metrics.features import FeatureExtractor
+from imgunlearn.registry import METRICS
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class MetricSpec:
     min_images: int = 1
 
 
-METRICS: dict[str, MetricSpec] = {
+METRICS.update({
     "psnr": MetricSpec(lambda f, lg: PSNR()),
     "ssim": MetricSpec(lambda f, lg: SSIM()),
     "mse": MetricSpec(lambda f, lg: MSE()),
@@ -54,7 +55,7 @@ METRICS: dict[str, MetricSpec] = {
     "embedding_cosine": MetricSpec(lambda f, lg: EmbeddingCosine(feature=f)),
     "inception_score": MetricSpec(lambda f, lg: InceptionScore(feature=lg), paired=False),
     "lpips": MetricSpec(lambda f, lg: LPIPS()),
-}
+})
 
 DEFAULT_METRICS = ("psnr", "ssim", "mse", "hidden_psnr", "hidden_ssim", "hidden_mse", "face_psnr", "face_ssim",
                    "face_mse", "face_detect_rate", "face_leak_rate", "fid", "kid", "embedding_cosine")

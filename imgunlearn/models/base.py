@@ -8,24 +8,19 @@ into an encoder (everything `encode` runs, whose parameters `encoder_parameters`
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from imgunlearn.io import atomic_write_bytes, write_json
+from imgunlearn.persistence import load_model_dir, save_model
 from imgunlearn.registry import MODELS
 
 Latent = Tensor | list[Tensor]
 """What `encode` returns: one tensor, or a list of feature maps (skips, down-path outputs, ...)."""
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 class ImageToImageModel(nn.Module, ABC):
@@ -88,13 +83,11 @@ class ImageToImageModel(nn.Module, ABC):
     # ---- persistence -------------------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` into `directory` (created if needed)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / WEIGHTS_NAME, save(state))
-        write_json(directory / CONFIG_NAME, self.config, sort_keys=True)
-        return directory
+        """Write `config.json` and `model.safetensors` into `directory` (see `imgunlearn.persistence`).
+
+        `imgunlearn.save(model, directory, task)` also writes the task, which a saved model should carry.
+        """
+        return save_model(self, directory)
 
 
 def create_model(name: str, **kwargs: Any) -> ImageToImageModel:
@@ -110,18 +103,15 @@ def list_models(pattern: str = "*") -> list[str]:
     return MODELS.list(pattern)
 
 
+def _build(config: dict[str, Any]) -> ImageToImageModel:
+    name = config.pop("name")
+    return create_model(name, **config)
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> ImageToImageModel:
-    """Load a model written by `save_pretrained` (a directory holding config.json and model.safetensors)."""
-    path = Path(path)
-    config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise FileNotFoundError(f"not a saved imgunlearn model: {required} is missing")
-    config = json.loads(config_path.read_text())
-    if "name" not in config:
-        raise ValueError(f"{config_path} has no 'name' entry naming the registered model")
-    kwargs = {k: v for k, v in config.items() if k != "name"}
-    model = create_model(config["name"], **kwargs)
-    state = load_file(str(weights_path), device=str(map_location))
-    model.load_state_dict(state)
-    return model.eval()
+    """Load a saved model (a directory holding config.json and model.safetensors), built on `map_location`.
+
+    The config is checked against the weights' tensor shapes before the model is built (see
+    `imgunlearn.persistence`); the model is returned in eval mode.
+    """
+    return load_model_dir(path, _build, map_location, kind="imgunlearn model")

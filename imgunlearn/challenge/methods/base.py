@@ -23,9 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from imgunlearn.challenge.training import device_of, seeded
-from imgunlearn.registry import Registry
-
-CLASSIFIER_METHODS = Registry("classifier unlearning method")
+from imgunlearn.registry import CLASSIFIER_METHODS
 
 
 class ClassifierUnlearning:
