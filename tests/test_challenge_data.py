@@ -182,3 +182,90 @@ def test_make_loaders(dataset):
     assert torch.equal(test_order, torch.as_tensor(dataset.age_group[splits.indices["test"]]))
     again = make_loaders(splits, batch_size=16, seed=0)
     assert torch.equal(next(iter(again["retain"]))["image"], batch["image"])  # shuffled, reproducibly
+
+
+def _faces_dir(tmp_path, count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    return tmp_path
+
+
+def test_one_file_under_two_people_is_refused(tmp_path):
+    path = _write_csv(_faces_dir(tmp_path), "path,age,person_id\n0.png,20,1\n1.png,30,1\n0.png,20,2\n2.png,40,2\n",
+                      image=False)
+    with pytest.raises(ValueError, match=rf"^{path}: image .*0\.png is listed twice, in rows 2 and 4 "
+                                         r"\(under person 1 and person 2\)"):
+        FaceAgeDataset.from_csv(path)
+
+
+def test_same_pixels_under_two_people_are_refused(tmp_path):
+    _faces_dir(tmp_path)
+    (tmp_path / "copy.png").write_bytes((tmp_path / "0.png").read_bytes())
+    path = _write_csv(tmp_path, "image_id,age,person_id\n0,20,1\n1,30,1\ncopy,20,2\n2,40,2\n", image=False)
+    with pytest.raises(ValueError, match=rf"^{path}: images '0' \(person 1\) and 'copy' \(person 2\) have the same "
+                                         "pixels"):
+        FaceAgeDataset.from_csv(path)
+    images = np.stack([np.asarray(Image.open(tmp_path / f"{i}.png")) for i in (0, 1, 0)])
+    with pytest.raises(ValueError, match="have the same pixels"):
+        FaceAgeDataset(images, [20, 30, 40], person_ids=["a", "b", "c"])
+    same_person = FaceAgeDataset(images, [20, 30, 40], person_ids=["a", "b", "a"])  # a person's duplicate is fine
+    assert len(same_person) == 3
+
+
+def test_fractional_age_groups_are_refused(tmp_path):
+    path = _write_csv(tmp_path, "path,age,age_group,person_id\na.png,30,2.7,1\n")
+    with pytest.raises(ValueError, match=rf"^{path}: age group 2.7 of image 'a.png' is not a whole number"):
+        FaceAgeDataset.from_csv(path)
+    path = _write_csv(tmp_path, "path,age,age_group,person_id\na.png,30,two,1\n")
+    with pytest.raises(ValueError, match=rf"^{path}: age_group 'two' in row 2 is not a number"):
+        FaceAgeDataset.from_csv(path)
+    assert FaceAgeDataset.from_csv(_write_csv(tmp_path, "path,age,age_group\na.png,30,2.0\n")).age_group.tolist() == [2]
+    with pytest.raises(ValueError, match="age group 0.5 of image '1' is not a whole number"):
+        FaceAgeDataset(np.zeros((2, 32, 32, 3), np.uint8), [1, 2], age_group=[1, 0.5])
+
+
+def test_implausible_ages_are_refused_and_the_range_is_configurable(tmp_path):
+    _faces_dir(tmp_path)
+    text = "image_id,age,person_id\n0,20,1\n1,-1e9,1\n2,40,2\n3,50,2\n"
+    path = _write_csv(tmp_path, text, image=False)
+    with pytest.raises(ValueError, match=rf"^{path}: age -1e\+09 of image '1' is outside the plausible range 0..120"):
+        FaceAgeDataset.from_csv(path)
+    path = _write_csv(tmp_path, text.replace("-1e9", "inf"), image=False)
+    with pytest.raises(ValueError, match="age inf of image '1' is outside"):
+        FaceAgeDataset.from_csv(path)
+    path = _write_csv(tmp_path, text.replace("-1e9", "130"), image=False)
+    with pytest.raises(ValueError, match="age 130 of image '1' is outside the plausible range 0..120"):
+        FaceAgeDataset.from_csv(path)
+    wide = FaceAgeDataset.from_csv(path, age_range=(0, 150))
+    assert wide.age_group.tolist() == [0, 9, 1, 2] and wide.age_range == (0.0, 150.0)
+    assert wide.subset([0, 2]).age_range == (0.0, 150.0)
+    with pytest.raises(ValueError, match=r"age_range \(50, 10\)"):
+        FaceAgeDataset.from_csv(path, age_range=(50, 10))
+
+
+def test_face_csv_encodings_and_16_bit_images(tmp_path):
+    values = np.full((32, 32), 32768, np.uint16)
+    Image.fromarray(values).save(tmp_path / "g.png")
+    path = tmp_path / "faces.csv"
+    path.write_bytes("image_id,age,person_id\r\ng,30,1\r\n".encode("utf-8-sig"))
+    dataset = FaceAgeDataset.from_csv(path)  # a byte-order mark and a 16-bit grey image
+    assert dataset.images.unique().tolist() == [128]  # 32768 / 65535 * 255 = 127.5 -> 128, not clipped to 255
+    path.write_bytes("image_id,age,person_id\ng,30,José\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"^{path}: not UTF-8 text \(byte 0xe9 on line 2\)"):
+        FaceAgeDataset.from_csv(path)
+
+
+def test_zero_padded_image_ids_stay_strings(tmp_path):
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "007.png")
+    dataset = FaceAgeDataset.from_csv(_write_csv(tmp_path, "image_id,age,person_id\n007,30,1\n", image=False))
+    assert dataset.image_ids == ["007"]
+
+
+def test_broken_face_image_is_named(tmp_path):
+    _faces_dir(tmp_path, count=1)
+    data = bytearray((tmp_path / "0.png").read_bytes())
+    data[data.find(b"IDAT") + 6] ^= 0xFF
+    (tmp_path / "0.png").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=rf"cannot read image {tmp_path / '0.png'}: "):
+        FaceAgeDataset.from_csv(_write_csv(tmp_path, "image_id,age,person_id\n0,3,1\n", image=False))

@@ -60,3 +60,50 @@ def test_config_round_trip_and_errors_name_the_value():
         task_from_config({"name": "restore", "colour": 1})
     with pytest.raises(ValueError, match="too small"):
         make_task("inpaint", ratio=0.5).sample_mask(torch.rand(1, 3, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"noise_std": float("nan")}, "noise_std=nan must be a finite number"),
+        ({"noise_std": float("inf")}, "noise_std=inf must be a finite number"),
+        ({"noise_std": -0.1}, r"noise_std=-0.1 must be >= 0"),
+        ({"hole_ratio": float("nan")}, "hole_ratio=nan must be a finite number"),
+        ({"hole_ratio": 0.0}, r"hole_ratio=0.0 must be in \(0, 1\]"),
+        ({"ratio": float("inf")}, "ratio=inf must be a finite number"),
+        ({"downsample": 0}, "downsample=0 must be an integer >= 1"),
+        ({"downsample": 1.5}, "downsample=1.5 must be an integer >= 1"),
+        ({"holes": -1}, "holes=-1 must be an integer >= 0"),
+        ({"holes": True}, "holes=True must be an integer >= 0"),
+        ({"noise_std": "0.1"}, "noise_std='0.1' must be a finite number"),
+        ({"name": 3}, "name=3 must be a string"),
+    ],
+)
+def test_constructor_and_config_refuse_the_same_values_naming_the_key(settings, message):
+    with pytest.raises(ValueError, match=message):
+        Task(**settings)
+    with pytest.raises(ValueError, match=message):
+        task_from_config({**Task().to_config(), **settings})
+
+
+def test_task_json_with_nan_is_refused_naming_the_file_and_key(tmp_path):
+    from imgunlearn.api import load_task
+    from imgunlearn.data.tasks import task_from_file
+
+    path = tmp_path / "task.json"
+    path.write_text('{"name": "restore", "noise_std": NaN, "downsample": 2}')  # json.dumps writes NaN as is
+    with pytest.raises(ValueError, match=rf"^{path}: task setting noise_std=nan must be a finite number"):
+        task_from_file(path)
+    with pytest.raises(ValueError, match=rf"^{path}: task setting noise_std=nan"):
+        load_task(tmp_path)
+    path.write_text('{"name": "restore", "noise_std": Infinity}')
+    with pytest.raises(ValueError, match="noise_std=inf"):
+        task_from_file(path)
+    path.write_text('{"name": "restore", "noise_std": ')
+    with pytest.raises(ValueError, match=rf"^{path}: not a JSON task file"):
+        task_from_file(path)
+    path.write_text('["restore"]')
+    with pytest.raises(ValueError, match=rf"^{path}: task settings must be a mapping"):
+        task_from_file(path)
+    path.write_text('{"name": "inpaint", "ratio": 0.25}')
+    assert task_from_file(path) == make_task("inpaint", ratio=0.25)

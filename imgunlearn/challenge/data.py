@@ -9,6 +9,7 @@ training images of some people, so that it shares no person with the retain, val
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,11 +22,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from imgunlearn.challenge.face_checks import check_ages, check_listed_once, check_one_person_per_image, whole_groups
 from imgunlearn.challenge.synthetic_faces import SyntheticFaces
 from imgunlearn.io import atomic_write_text, write_json
+from imgunlearn.reading import open_rgb, read_text
 
 SPLIT_NAMES = ("retain", "forget", "val", "test")
 IMAGE_SUFFIXES = ("", ".png", ".jpg", ".jpeg")
+AGE_RANGE = (0.0, 120.0)
 
 
 def age_bins(ages: np.ndarray, num_groups: int = 10) -> np.ndarray:
@@ -55,6 +59,12 @@ class FaceAgeDataset(Dataset):
         bins: Group edges; default `age_bins(ages, num_groups)`.
         num_groups: Number of age groups when `bins` is not given.
         image_ids: `[N]` names of the images (default: their index).
+        age_range: The plausible ages `(lowest, highest)`; an age outside (or not finite) is refused, so that
+            one typo cannot stretch the equal-width groups over an empty range.
+        check_images: Hash the pixels to refuse one image under two people (off for subsets of a checked set).
+
+    Refused: ages outside `age_range`, age groups that are not whole numbers in `0..num_groups - 1`, and the
+    same image (identical pixels) under two people, which would put it on both sides of a forget split.
     """
 
     def __init__(
@@ -66,6 +76,8 @@ class FaceAgeDataset(Dataset):
         bins: np.ndarray | None = None,
         num_groups: int = 10,
         image_ids: Sequence[str] | None = None,
+        age_range: tuple[float, float] = AGE_RANGE,
+        check_images: bool = True,
     ) -> None:
         images = torch.as_tensor(np.asarray(images))
         if images.dtype != torch.uint8 or images.ndim != 4:
@@ -74,21 +86,26 @@ class FaceAgeDataset(Dataset):
             images = images.permute(0, 3, 1, 2)  # [N, H, W, 3] -> [N, 3, H, W]
         self.images = images.contiguous()
         n = len(self.images)
-        self.ages = np.asarray(ages, dtype=np.float64)
-        self.bins = age_bins(self.ages, num_groups) if bins is None else np.asarray(bins, dtype=np.float64)
-        self.age_group = age_groups(self.ages, self.bins) if age_group is None else np.asarray(age_group, np.int64)
-        self.num_groups = len(self.bins) - 1
-        self.person_ids = None if person_ids is None else np.asarray(person_ids)
         self.image_ids = [str(i) for i in range(n)] if image_ids is None else [str(i) for i in image_ids]
-        for name, value in (("ages", self.ages), ("age_group", self.age_group), ("person_ids", self.person_ids),
+        self.ages = np.asarray(ages, dtype=np.float64)
+        self.person_ids = None if person_ids is None else np.asarray(person_ids)
+        for name, value in (("ages", self.ages), ("age_group", age_group), ("person_ids", self.person_ids),
                             ("image_ids", self.image_ids)):
             if value is not None and len(value) != n:
                 raise ValueError(f"{name} has {len(value)} entries for {n} images")
+        check_ages(self.ages, self.image_ids, age_range)
+        self.age_range = (float(age_range[0]), float(age_range[1]))
+        self.bins = age_bins(self.ages, num_groups) if bins is None else np.asarray(bins, dtype=np.float64)
+        self.age_group = age_groups(self.ages, self.bins) if age_group is None else \
+            whole_groups(age_group, self.image_ids)
+        self.num_groups = len(self.bins) - 1
         bad = (self.age_group < 0) | (self.age_group >= self.num_groups)
         if bad.any():
             raise ValueError(f"age group {self.age_group[bad][0]} of image {self.image_ids[int(np.argmax(bad))]!r} "
                              f"is outside 0..{self.num_groups - 1}")
         self._int_ids = self.person_ids is not None and np.issubdtype(self.person_ids.dtype, np.integer)
+        if self.person_ids is not None and check_images:
+            check_one_person_per_image(self.images, self.person_ids, self.image_ids)
 
     @classmethod
     def from_faces(cls, faces: SyntheticFaces, num_groups: int = 10) -> FaceAgeDataset:
@@ -97,17 +114,23 @@ class FaceAgeDataset(Dataset):
 
     @classmethod
     def from_csv(cls, csv_path: str | Path, root: str | Path | None = None, image_size: int = 32,
-                 num_groups: int = 10) -> FaceAgeDataset:
+                 num_groups: int = 10, age_range: tuple[float, float] = AGE_RANGE) -> FaceAgeDataset:
         """Read a CSV with an `image_id` or `path` column, `age`, and optional `age_group` and `person_id`.
 
         `path` is relative to `root` (default: the CSV's folder) unless absolute; `image_id` names a file in
-        `root`, with or without a `.png` / `.jpg` suffix. Images are read as RGB and resized to
-        `image_size` when their size differs.
+        `root`, with or without a `.png` / `.jpg` suffix. Images are read as RGB (high bit depths scaled, see
+        `imgunlearn.reading`) and resized to `image_size` when their size differs. The CSV is UTF-8 (a
+        byte-order mark is fine) or UTF-16 with a byte-order mark. One file listed twice, ages outside
+        `age_range` and age groups that are not whole numbers are refused (see the class).
         """
         csv_path = Path(csv_path)
         if not csv_path.is_file():
             raise FileNotFoundError(f"face CSV not found: {csv_path}")
-        frame = pd.read_csv(csv_path)
+        text = read_text(csv_path)
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype={"image_id": str, "path": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise ValueError(f"{csv_path}: not a readable CSV: {error}") from None
         root = csv_path.parent if root is None else Path(root)
         key = "path" if "path" in frame.columns else "image_id" if "image_id" in frame.columns else None
         if key is None:
@@ -116,19 +139,35 @@ class FaceAgeDataset(Dataset):
             raise ValueError(f"{csv_path} needs an 'age' column; it has {list(frame.columns)}")
         if len(frame) == 0:
             raise ValueError(f"{csv_path} lists no images")
-        for column in ("age", "age_group", "person_id"):
+        for column in (key, "age", "age_group", "person_id"):
             if column in frame.columns and frame[column].isna().any():
                 row = int(np.argmax(frame[column].isna().to_numpy()))
                 raise ValueError(f"{csv_path}: empty {column!r} in row {row + 2}")
-        ages = pd.to_numeric(frame["age"], errors="coerce")
-        if ages.isna().any():
-            row = int(np.argmax(ages.isna().to_numpy()))
-            raise ValueError(f"{csv_path}: age {frame['age'].iloc[row]!r} in row {row + 2} is not a number")
-        images = np.stack([_read_image(root, str(name), image_size) for name in frame[key]])
-        groups = frame["age_group"].to_numpy(np.int64) if "age_group" in frame.columns else None
+        numbers = {}
+        for column in ("age", "age_group"):
+            if column in frame.columns:
+                values = pd.to_numeric(frame[column], errors="coerce")
+                if values.isna().any():
+                    row = int(np.argmax(values.isna().to_numpy()))
+                    raise ValueError(f"{csv_path}: {column} {frame[column].iloc[row]!r} in row {row + 2} is not a "
+                                     f"number")
+                numbers[column] = values.to_numpy(np.float64)
+        image_ids = frame[key].astype(str).tolist()
+        try:
+            check_ages(numbers["age"], image_ids, age_range)
+            if "age_group" in numbers:
+                whole_groups(numbers["age_group"], image_ids)
+        except ValueError as error:
+            raise ValueError(f"{csv_path}: {error}") from None
+        paths = [_image_path(root, str(name)) for name in frame[key]]
+        check_listed_once(paths, frame["person_id"].tolist() if "person_id" in frame.columns else None, csv_path)
+        images = np.stack([_read_image(path, image_size) for path in paths])
         persons = frame["person_id"].to_numpy() if "person_id" in frame.columns else None
-        return cls(images, ages.to_numpy(), persons, age_group=groups, num_groups=num_groups,
-                   image_ids=frame[key].astype(str).tolist())
+        try:
+            return cls(images, numbers["age"], persons, age_group=numbers.get("age_group"), num_groups=num_groups,
+                       image_ids=image_ids, age_range=age_range)
+        except ValueError as error:
+            raise ValueError(f"{csv_path}: {error}") from None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -150,7 +189,8 @@ class FaceAgeDataset(Dataset):
         return FaceAgeDataset(self.images[torch.from_numpy(idx)], self.ages[idx],
                               None if self.person_ids is None else self.person_ids[idx],
                               age_group=self.age_group[idx], bins=self.bins,
-                              image_ids=[self.image_ids[i] for i in idx])
+                              image_ids=[self.image_ids[i] for i in idx], age_range=self.age_range,
+                              check_images=False)
 
     def fingerprint(self) -> str:
         """A short hash of the labels, person ids and image ids (to check that splits match this dataset)."""
@@ -162,20 +202,21 @@ class FaceAgeDataset(Dataset):
         return h.hexdigest()[:16]
 
 
-def _read_image(root: Path, name: str, size: int) -> np.ndarray:
+def _image_path(root: Path, name: str) -> Path:
     base = Path(name) if Path(name).is_absolute() else root / name
     path = next((base.with_name(base.name + s) for s in IMAGE_SUFFIXES if base.with_name(base.name + s).is_file()),
                 None)
     if path is None:
         raise FileNotFoundError(f"image {name!r} not found under {root}")
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
-            return np.asarray(image, dtype=np.uint8)
-    except OSError as error:
-        raise ValueError(f"cannot read image {path}: {error}") from None
+    return path
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """uint8 `[size, size, 3]`; errors name the file."""
+    image = open_rgb(path)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
 
 
 @dataclass

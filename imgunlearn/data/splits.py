@@ -22,12 +22,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgunlearn.reading import check_image, open_rgb
+
 SPLITS = ("forget_train", "retain_train", "forget_holdout", "retain_holdout")
 CSV_SPLITS = {"forget": "forget_train", "retain": "retain_train",
               "holdout_forget": "forget_holdout", "holdout_retain": "retain_holdout"}
 SPLIT_TO_CSV = {v: k for k, v in CSV_SPLITS.items()}
 PROXY_RETAIN = "proxy_retain"
 NO_BOX = (-1, -1, -1, -1)
+MAX_NAMED = 10  # unreadable files named in one error
 
 
 def canonical_split(name: str) -> str:
@@ -46,17 +49,12 @@ def split_kind(name: str) -> str:
 
 
 def read_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode `path` as RGB, optionally resized (bicubic) to `size` = (H, W): uint8 `[3, H, W]`."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None and (im.height, im.width) != tuple(size):
-                im = im.resize((size[1], size[0]), Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+    """Decode `path` as RGB (high bit depths scaled, see `imgunlearn.reading`), optionally resized (bicubic) to `size` =
+    (H, W): uint8 `[3, H, W]`. Errors name the file."""
+    image = open_rgb(path)
+    if size is not None and (image.height, image.width) != tuple(size):
+        image = image.resize((size[1], size[0]), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()  # [H, W, 3] -> [3, H, W]
 
 
 @dataclass
@@ -118,7 +116,7 @@ class ImageSet:
         n = len(paths)
         boxes = np.full((n, 4), -1, dtype=np.int64) if boxes is None else np.array(boxes, dtype=np.int64)
         ids = np.full(n, -1, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
-        sizes = [image_size(p) for p in paths]
+        sizes = image_sizes(paths, what)
         for path, box, hw in zip(paths, boxes, sizes, strict=True):
             check_box(box, hw, str(path))
         if resize is not None:
@@ -167,16 +165,26 @@ class ImageSet:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """`(H, W)` of an image file, checking that it exists and is readable."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as im:
-            size = (im.height, im.width)
-            im.verify()
-    except OSError as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
-    return size
+    """`(H, W)` of an image file, checking that it exists and is readable (see `reading.check_image`)."""
+    return check_image(path)
+
+
+def image_sizes(paths: list[Path], what: str = "images") -> list[tuple[int, int]]:
+    """`(H, W)` of every file in `paths`; a missing file raises FileNotFoundError, and every file that cannot
+    be read is named in one ValueError."""
+    sizes, problems = [], []
+    for path in paths:
+        try:
+            sizes.append(check_image(path))
+        except ValueError as e:
+            problems.append(str(e))
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        shown = "; ".join(problems[:MAX_NAMED])
+        more = f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
+        raise ValueError(f"{len(problems)} of {len(paths)} {what} cannot be read: {shown}{more}")
+    return sizes
 
 
 def check_box(box: np.ndarray, size: tuple[int, int], name: str) -> None:

@@ -12,7 +12,11 @@ A task draws a mask of hidden pixels (`[B, 1, H, W]`, 1 = hidden) and degrades t
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,15 +49,27 @@ class Task:
     box: str = "center"
 
     def __post_init__(self) -> None:
+        for key in ("name", "box"):
+            if not isinstance(getattr(self, key), str):
+                raise ValueError(f"task setting {key}={getattr(self, key)!r} must be a string")
+        for key, lowest in (("downsample", 1), ("holes", 0)):
+            value = getattr(self, key)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < lowest:
+                raise ValueError(f"task setting {key}={value!r} must be an integer >= {lowest}")
+        for key in ("noise_std", "hole_ratio", "ratio"):
+            value = getattr(self, key)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"task setting {key}={value!r} must be a finite number")
         if self.name not in TASK_NAMES:
             raise ValueError(f"unknown task {self.name!r}; known: {', '.join(TASK_NAMES)}")
         if self.box not in ("center", "random"):
             raise ValueError(f"box must be 'center' or 'random', got {self.box!r}")
         if not 0.0 < self.ratio < 1.0 or (self.name == "outpaint" and self.ratio >= 0.5):
             raise ValueError(f"ratio {self.ratio} out of range for task {self.name!r}")
-        if self.downsample < 1 or self.noise_std < 0 or self.holes < 0:
-            raise ValueError(f"invalid restore settings: downsample={self.downsample}, "
-                             f"noise_std={self.noise_std}, holes={self.holes}")
+        if self.noise_std < 0:
+            raise ValueError(f"task setting noise_std={self.noise_std!r} must be >= 0")
+        if not 0.0 < self.hole_ratio <= 1.0:
+            raise ValueError(f"task setting hole_ratio={self.hole_ratio!r} must be in (0, 1]")
 
     # ---- masks -------------------------------------------------------------------------------------
 
@@ -144,10 +160,34 @@ def make_task(name: str = "restore", **kwargs: Any) -> Task:
     return Task(name=name, **kwargs)
 
 
-def task_from_config(config: dict[str, Any]) -> Task:
-    """Inverse of `Task.to_config`; unknown keys are an error."""
+def task_from_config(config: dict[str, Any], source: str | Path | None = None) -> Task:
+    """Inverse of `Task.to_config`, with the constructor's checks; unknown keys are an error.
+
+    Args:
+        config: Task settings by name.
+        source: The file the settings were read from (e.g. a `task.json`), named in errors.
+    """
+    where = f"{source}: " if source is not None else ""
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}task settings must be a mapping of names to values, got {type(config).__name__}")
     known = set(Task.__dataclass_fields__)
     unknown = set(config) - known
     if unknown:
-        raise ValueError(f"unknown task settings {sorted(unknown)}; known: {sorted(known)}")
-    return Task(**config)
+        raise ValueError(f"{where}unknown task settings {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return Task(**config)
+    except ValueError as e:
+        raise ValueError(f"{where}{e}") from None
+
+
+def task_from_file(path: str | Path) -> Task:
+    """The task saved in a JSON file (`task.json`), checked like the constructor's arguments; errors name the
+    file and the value (JSON's `NaN` / `Infinity` are refused)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file not found: {path}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON task file: {e}") from None
+    return task_from_config(config, source=path)

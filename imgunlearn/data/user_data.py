@@ -12,20 +12,29 @@ CSV (paths relative to the CSV's folder, or absolute)::
 `top,left,height,width` in pixels of the content to forget (e.g. a face) and may only be given on forget
 rows; a forget image without a box is forgotten whole. `person_id` (optional) is an integer.
 
+The CSV may be UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8"), or UTF-16 with one; other
+encodings are refused with the file named. Columns are separated by commas, or by semicolons or tabs when the
+header line holds no comma (Excel in some locales).
+
 Folder: `root/forget/`, `root/retain/` and optionally `root/holdout_forget/`, `root/holdout_retain/`, each
-holding image files (no boxes; use a CSV for boxes).
+holding image files (no boxes; use a CSV for boxes). Every file in a split folder is read as an image,
+whatever its suffix (anything Pillow opens: PNG, JPEG, GIF, TIFF, 16-bit and float grey, ...); a file that is
+not one, or a sub-folder, is refused by name. Hidden files (names starting with `.`, e.g. `.DS_Store`) and
+the system files `Thumbs.db` and `desktop.ini` are skipped.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
 from imgunlearn.data.splits import CSV_SPLITS, SPLIT_TO_CSV, SPLITS, ImageSet, split_kind
+from imgunlearn.reading import read_text
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+SYSTEM_FILES = ("thumbs.db", "desktop.ini")
 CSV_COLUMNS = ("path", "split", "box", "person_id")
 
 
@@ -44,14 +53,19 @@ def read_csv(path: str | Path, resize: int | None = None) -> dict[str, ImageSet]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
+    text = read_text(path)
+    header = text.split("\n", 1)[0]
+    delimiter = "," if "," in header else ";" if ";" in header else "\t" if "\t" in header else ","
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         columns = reader.fieldnames or []
         unknown = [c for c in columns if c not in CSV_COLUMNS]
         if unknown or "path" not in columns or "split" not in columns:
             raise ValueError(f"{path}: columns {columns} must include 'path' and 'split' and may add 'box' and "
                              f"'person_id'" + (f"; unknown: {unknown}" if unknown else ""))
         rows = list(reader)
+    except csv.Error as e:
+        raise ValueError(f"{path}, line {reader.line_num}: not a readable CSV line: {e}") from None
     entries: dict[str, list[tuple[Path, np.ndarray, int]]] = {name: [] for name in SPLITS}
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         where = f"{path}, line {line}"
@@ -100,14 +114,25 @@ def read_image_folder(folder: str | Path, resize: int | None = None, what: str =
         raise FileNotFoundError(f"{what} folder not found: {folder}")
     paths = list_images(folder)
     if not paths:
-        raise ValueError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ValueError(f"{what} folder {folder} holds no images")
     return ImageSet.from_files(paths, resize=resize, what=what)
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside `folder`, sorted by name; hidden and non-image files are skipped."""
-    return sorted(p.absolute() for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Every file directly inside `folder`, sorted by name, to be read as an image whatever its suffix.
+
+    Hidden files (`.name`) and `Thumbs.db` / `desktop.ini` are skipped; a sub-folder is an error, so that no
+    image is left out without a word.
+    """
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name.lower() not in SYSTEM_FILES]
+    folders = sorted(p.name for p in entries if p.is_dir())
+    if folders:
+        raise ValueError(f"{folder}: holds sub-folders {folders}; a split folder holds image files only (move "
+                         f"them out, or list the images in a CSV)")
+    broken = sorted(p.name for p in entries if not p.is_file())
+    if broken:
+        raise ValueError(f"{folder}: {broken} are neither files nor folders (broken links?)")
+    return sorted(p.absolute() for p in entries if p.is_file())
 
 
 def parse_box(text: str, where: str) -> np.ndarray:
