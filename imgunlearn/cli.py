@@ -4,7 +4,8 @@
     imgunlearn unlearn   ...   unlearn with a registered method (LightningCLI, YAML configs)
     imgunlearn demo      ...   the embedded end-to-end demo
     imgunlearn evaluate  ...   evaluate checkpoints on forget / retain splits and write a report
-    imgunlearn challenge ...   the face age-predictor track (train-original, unlearn, run, score)
+    imgunlearn challenge ...   the face age-predictor track (train-original, unlearn, run, score, methods)
+    imgunlearn tune      ...   search an unlearning method's settings on a validation split
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ COMMANDS = {
     "demo": "imgunlearn.demo:main",
     "evaluate": "imgunlearn.evaluation.cli:main",
     "challenge": "imgunlearn.challenge.cli:main",
+    "tune": "imgunlearn.tune:main",
 }
 
 

@@ -16,9 +16,10 @@ and a deep, small-valued bottleneck counts as much as a large full-resolution sk
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule
@@ -48,6 +49,16 @@ class EncoderTeacher(UnlearningModule):
             weight decay with warm-up, lr 1e-3, the normal-noise target confined to the face box.
         **kwargs: See `UnlearningModule`.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "lr": FloatDistribution(3e-4, 3e-3, log=True),
+        "forget_target": CategoricalDistribution(["normal", "flat"]),
+        "forget_alpha": FloatDistribution(0.5, 4.0, log=True),
+        "retain_alpha": FloatDistribution(0.5, 16.0, log=True),
+        "feature_weights": CategoricalDistribution(["uniform", "normalized"]),
+        "region": CategoricalDistribution(["box", "image"]),
+    }
+    """What `imgunlearn tune` searches (around the defaults above)."""
 
     encoder_only = True
 

@@ -8,8 +8,9 @@ about the forget set while it keeps reconstructing retain images with the family
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from optuna.distributions import BaseDistribution, FloatDistribution
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule
@@ -22,6 +23,11 @@ class Finetune(UnlearningModule):
         lr: See `UnlearningModule`; the default is the setting measured on the demo (BENCHMARKS.md).
         **kwargs: See `UnlearningModule`.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {"lr": FloatDistribution(1e-5, 3e-3, log=True)}
+    """What `imgunlearn tune` searches (around the default above)."""
+
+    uses_forget_term = False
 
     def __init__(self, *args: Any, lr: float = 3e-4, **kwargs: Any) -> None:
         super().__init__(*args, lr=lr, **kwargs)

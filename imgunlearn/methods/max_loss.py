@@ -17,9 +17,10 @@ For the diffusion family the output is the one-step estimate of `x_f` (see `Unle
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule, check_retain_target, masked_mse
@@ -38,9 +39,17 @@ class MaxLoss(UnlearningModule):
         **kwargs: See `UnlearningModule`.
     """
 
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "lr": FloatDistribution(1e-4, 3e-3, log=True),
+        "forget_bound": FloatDistribution(0.02, 0.5, log=True),
+        "retain_alpha": FloatDistribution(2.0, 64.0, log=True),
+        "region": CategoricalDistribution(["box", "image"]),
+    }
+    """What `imgunlearn tune` searches (around the defaults above)."""
+
     def __init__(self, *args: Any, forget_bound: float = 0.1, retain_target: str = "image", lr: float = 3e-4,
                  region: str = "box", retain_alpha: float = 8.0, **kwargs: Any) -> None:
-        if forget_bound <= 0:
+        if not forget_bound > 0 or forget_bound == float("inf"):
             raise ValueError(f"forget_bound must be positive, got {forget_bound}")
         check_retain_target(retain_target)
         super().__init__(*args, lr=lr, region=region, retain_alpha=retain_alpha, **kwargs)
@@ -49,7 +58,7 @@ class MaxLoss(UnlearningModule):
         hp = self.hparams
         output = self.model_output(forget, forget["image"], seed=self.step_seed())
         if hp.region == "box":
-            region = forget["region"]
+            region = forget["forget_mask"]
             forget_error = masked_mse(output, forget["image"], region)
             hold = masked_mse(output, self.kept_image(forget, hp.retain_target), 1.0 - region)
             forget_loss = torch.relu(hp.forget_bound - forget_error) + hold

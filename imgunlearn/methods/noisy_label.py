@@ -20,9 +20,10 @@ For the diffusion family the output is the one-step estimate of `n` from its noi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule, check_retain_target
@@ -42,6 +43,15 @@ class NoisyLabel(UnlearningModule):
         **kwargs: See `UnlearningModule`.
     """
 
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "lr": FloatDistribution(1e-4, 3e-3, log=True),
+        "forget_target": CategoricalDistribution(["flat", "normal", "pixelate"]),
+        "forget_alpha": FloatDistribution(0.5, 8.0, log=True),
+        "retain_alpha": FloatDistribution(2.0, 64.0, log=True),
+        "region": CategoricalDistribution(["box", "image"]),
+    }
+    """What `imgunlearn tune` searches (around the defaults above)."""
+
     def __init__(self, *args: Any, retain_target: str = "image", lr: float = 3e-4, region: str = "box",
                  forget_target: str = "flat", forget_alpha: float = 2.0, retain_alpha: float = 16.0,
                  **kwargs: Any) -> None:
@@ -55,7 +65,7 @@ class NoisyLabel(UnlearningModule):
             elsewhere = self.kept_image(forget, retain_target) if self.hparams.region == "box" else None
             target = self.forget_target(forget, elsewhere=elsewhere)
         output = self.model_output(forget, target, seed=self.step_seed())
-        forget_loss = self.output_mse(output, target, forget["region"])
+        forget_loss = self.output_mse(output, target, forget["forget_mask"])
         retain_loss = self.retain_reconstruction(retain, retain_target)
         loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}

@@ -18,10 +18,11 @@ the reference's features of the same input elsewhere; this needs spatial maps `[
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule
@@ -47,6 +48,12 @@ class RandomEncoder(UnlearningModule):
             every method on the demo setting); families without spatial feature maps (mae) need `region="image"`.
         **kwargs: See `UnlearningModule`.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "lr": FloatDistribution(3e-4, 3e-3, log=True),
+        "region": CategoricalDistribution(["box", "image"]),
+    }
+    """What `imgunlearn tune` searches (around the defaults above)."""
 
     encoder_only = True
 
@@ -96,7 +103,7 @@ class RandomEncoder(UnlearningModule):
             return as_maps(encoder.encode(batch["input"], batch["mask"], target=batch["image"], seed=seed))
 
         with torch.no_grad():
-            forget_targets = self.random_targets(encode(self.reference, forget), forget["region"])
+            forget_targets = self.random_targets(encode(self.reference, forget), forget["forget_mask"])
             retain_ref = encode(self.reference, retain)
         forget_loss = latent_mse(encode(self.model, forget), forget_targets)
         retain_loss = latent_mse(encode(self.model, retain), retain_ref)

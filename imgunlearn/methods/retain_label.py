@@ -15,9 +15,10 @@ mean outside (see `noisy_label`, also for `retain_target`):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from torch import Tensor
 
 from imgunlearn.methods.base import UnlearningModule, check_retain_target
@@ -35,6 +36,13 @@ class RetainLabel(UnlearningModule):
             (BENCHMARKS.md, every method on the demo setting).
         **kwargs: See `UnlearningModule`.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "lr": FloatDistribution(1e-4, 3e-3, log=True),
+        "retain_alpha": FloatDistribution(2.0, 64.0, log=True),
+        "region": CategoricalDistribution(["box", "image"]),
+    }
+    """What `imgunlearn tune` searches (around the defaults above)."""
 
     def __init__(self, *args: Any, retain_target: str = "image", lr: float = 3e-4, region: str = "box",
                  retain_alpha: float = 8.0, **kwargs: Any) -> None:
@@ -54,9 +62,9 @@ class RetainLabel(UnlearningModule):
         with torch.no_grad():
             target = self.retain_images_for(forget, retain)
             if self.hparams.region == "box":
-                target = confine(target, self.kept_image(forget, self.hparams.retain_target), forget["region"])
+                target = confine(target, self.kept_image(forget, self.hparams.retain_target), forget["forget_mask"])
         output = self.model_output(forget, target, seed=self.step_seed())
-        forget_loss = self.output_mse(output, target, forget["region"])
+        forget_loss = self.output_mse(output, target, forget["forget_mask"])
         retain_loss = self.retain_reconstruction(retain, self.hparams.retain_target)
         loss = self.hparams.retain_alpha * retain_loss + self.hparams.forget_alpha * forget_loss
         return {"loss": loss, "forget_loss": forget_loss, "retain_loss": retain_loss}
