@@ -121,15 +121,15 @@ def read_header(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
 def check_weights(model: nn.Module, header: dict[str, tuple[str, tuple[int, ...]]], path: str | Path) -> None:
     """Raise a ValueError naming `path` unless the model's state dict has exactly the header's names and shapes."""
     state = model.state_dict()
+    for name, tensor in state.items():
+        if name in header and tuple(tensor.shape) != header[name][1]:
+            raise ValueError(f"{path} does not match its config: tensor {name!r} has shape {list(header[name][1])} "
+                             f"in the file, but the config builds {list(tensor.shape)}")
     missing = [k for k in state if k not in header]
     unexpected = [k for k in header if k not in state]
     if missing or unexpected:
         raise ValueError(f"{path} does not match its config: {len(missing)} tensors missing "
                          f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != header[name][1]:
-            raise ValueError(f"{path} does not match its config: tensor {name!r} has shape {list(header[name][1])} "
-                             f"in the file, but the config builds {list(tensor.shape)}")
 
 
 def load_model_dir(directory: str | Path, build: Builder, map_location: str | torch.device = "cpu",
@@ -146,8 +146,11 @@ def load_model_dir(directory: str | Path, build: Builder, map_location: str | to
     config = read_config(directory, kind)
     weights = directory / WEIGHTS_NAME
     header = read_header(weights)
-    with torch.device("meta"):
-        shapes_only = build(dict(config))
+    try:
+        with torch.device("meta"):
+            shapes_only = build(dict(config))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{directory / CONFIG_NAME} does not describe a valid {kind}: {error}") from error
     check_weights(shapes_only, header, weights)
     del shapes_only
     device = torch.device(map_location)
