@@ -351,3 +351,16 @@ def test_model_configs_build_their_registered_model(path):
     parser.add_argument("--model", type=ImageToImageModel)
     model = parser.instantiate_classes(parser.parse_object({"model": block})).model
     assert model.config == create_model(path.stem).config
+
+
+@pytest.mark.parametrize("beta_schedule", ["linear", "squaredcos_cap_v2"])
+def test_diffusion_noise_and_velocity_from_diffusers_match_the_formulas(beta_schedule):
+    """`add_noise` / `velocity` (DDPMScheduler) give exactly what the former hand-written formulas gave."""
+    model = create_model("diffusion_tiny", beta_schedule=beta_schedule)
+    generator = torch.Generator().manual_seed(4)
+    clean = 2.0 * torch.rand(6, 3, 16, 16, generator=generator) - 1.0
+    noise = torch.randn(6, 3, 16, 16, generator=generator)
+    timesteps = torch.tensor([0, 1, 250, 500, 998, 999])
+    alpha_bar = model.alphas_cumprod[timesteps].view(-1, 1, 1, 1).to(clean.dtype)
+    assert torch.equal(model.add_noise(clean, noise, timesteps), alpha_bar.sqrt() * clean + (1.0 - alpha_bar).sqrt() * noise)
+    assert torch.equal(model.velocity(clean, noise, timesteps), alpha_bar.sqrt() * noise - (1.0 - alpha_bar).sqrt() * clean)

@@ -142,9 +142,12 @@ class PaletteDiffusion(ImageToImageModel):
         return timesteps.to(self.alphas_cumprod.device), noise.to(self.alphas_cumprod.device)
 
     def add_noise(self, clean: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
-        """`x_t` of a clean image `[B, 3, H, W]` in [-1, 1]."""
-        alpha_bar = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1).to(clean.dtype)
-        return alpha_bar.sqrt() * clean + (1.0 - alpha_bar).sqrt() * noise
+        """`x_t` of a clean image `[B, 3, H, W]` in [-1, 1] (diffusers' `DDPMScheduler.add_noise`)."""
+        return self.scheduler.add_noise(clean, noise, timesteps)
+
+    def velocity(self, clean: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
+        """The v-prediction target `sqrt(ᾱ_t) · ε - sqrt(1 - ᾱ_t) · x_0` (diffusers' `DDPMScheduler.get_velocity`)."""
+        return self.scheduler.get_velocity(clean, noise, timesteps)
 
     # ---- the U-Net, written out --------------------------------------------------------------------
 
@@ -241,11 +244,7 @@ class PaletteDiffusion(ImageToImageModel):
         noise = torch.randn_like(target)
         clean = 2.0 * target - 1.0
         sample = self.add_noise(clean, noise, timesteps)
-        if self.config["prediction_type"] == "epsilon":
-            goal = noise
-        else:
-            alpha_bar = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1).to(clean.dtype)
-            goal = alpha_bar.sqrt() * noise - (1.0 - alpha_bar).sqrt() * clean
+        goal = noise if self.config["prediction_type"] == "epsilon" else self.velocity(clean, noise, timesteps)
         return F.mse_loss(self.predict(self.encode_noisy(sample, timesteps, model_input, mask)), goal)
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
