@@ -144,8 +144,8 @@ def open_study(directory: str | Path, name: str, seed: int, constrained: bool = 
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     if recover:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             study._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted; its settings run again")
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             study.enqueue_trial(dict(trial.params), skip_if_exists=False)
     native = hasattr(optuna.trial.Trial, "set_constraint")  # optuna >= 5 reads constraints set on the trial
     constraints = _constraints if constrained and not native else None
