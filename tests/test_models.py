@@ -364,3 +364,31 @@ def test_diffusion_noise_and_velocity_from_diffusers_match_the_formulas(beta_sch
     alpha_bar = model.alphas_cumprod[timesteps].view(-1, 1, 1, 1).to(clean.dtype)
     assert torch.equal(model.add_noise(clean, noise, timesteps), alpha_bar.sqrt() * clean + (1.0 - alpha_bar).sqrt() * noise)
     assert torch.equal(model.velocity(clean, noise, timesteps), alpha_bar.sqrt() * noise - (1.0 - alpha_bar).sqrt() * clean)
+
+
+def test_mae_position_embedding_from_timm_matches_the_formula():
+    """timm's `build_sincos2d_pos_embed` (interleaved) gives exactly the former hand-written embedding."""
+    from imgunlearn.models.mae import sincos_position_embedding
+
+    for grid_h, grid_w, dim in ((4, 4, 32), (3, 5, 16), (8, 2, 64)):
+        omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))  # [D/4]
+        ys, xs = torch.meshgrid(torch.arange(grid_h, dtype=torch.float32), torch.arange(grid_w, dtype=torch.float32),
+                                indexing="ij")
+        parts = []
+        for coord in (ys.reshape(-1), xs.reshape(-1)):
+            angles = coord[:, None] * omega[None, :]  # [L, D/4]
+            parts += [angles.sin(), angles.cos()]
+        assert torch.equal(sincos_position_embedding(grid_h, grid_w, dim), torch.cat(parts, dim=1))
+
+
+def test_mae_padding_mask_means_the_same_fused_and_unfused():
+    """The additive key-padding mask gives the same tokens whether timm attention runs fused (SDPA) or by hand."""
+    torch.manual_seed(0)
+    model = create_model("mae_tiny").eval()
+    model_input, mask, _ = batch("hybrid", n=4, seed=3)  # images with different numbers of visible patches
+    with torch.no_grad():
+        fused = model.encode(model_input, mask)
+        for block in model.blocks:
+            block.attn.fused_attn = False
+        unfused = model.encode(model_input, mask)
+    assert torch.allclose(fused, unfused, atol=1e-5)

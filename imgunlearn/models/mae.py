@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import PatchEmbed
+from timm.layers import PatchEmbed, build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
@@ -35,17 +35,22 @@ from imgunlearn.registry import MODELS
 
 
 def sincos_position_embedding(grid_h: int, grid_w: int, dim: int, device: torch.device | None = None) -> Tensor:
-    """Fixed 2-D sin-cos embeddings `[grid_h * grid_w, dim]` in row-major patch order (half per axis)."""
+    """Fixed 2-D sin-cos embeddings `[grid_h * grid_w, dim]` in row-major patch order (timm's
+    `build_sincos2d_pos_embed`): per row then column coordinate, `dim / 4` sines then `dim / 4` cosines."""
     if dim % 4:
         raise ValueError(f"position embedding width must be divisible by 4, got {dim}")
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32, device=device) / (dim // 4))  # [D/4]
-    ys, xs = torch.meshgrid(torch.arange(grid_h, dtype=torch.float32, device=device),
-                            torch.arange(grid_w, dtype=torch.float32, device=device), indexing="ij")
-    parts = []
-    for coord in (ys.reshape(-1), xs.reshape(-1)):
-        angles = coord[:, None] * omega[None, :]  # [L, D/4]
-        parts += [angles.sin(), angles.cos()]
-    return torch.cat(parts, dim=1)  # [L, D]
+    return build_sincos2d_pos_embed([grid_h, grid_w], dim=dim, interleave_sin_cos=True, device=device)
+
+
+def key_padding_bias(valid: Tensor, dtype: torch.dtype) -> Tensor | None:
+    """Additive attention mask `[B, 1, 1, N]` (0 for tokens to attend, -inf for padding), None without padding.
+
+    An additive float mask means the same to every `timm` version whose `Block` takes `attn_mask`, whether it
+    runs fused (`scaled_dot_product_attention`) or adds the mask to the scores itself.
+    """
+    if bool(valid.all()):
+        return None
+    return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill(~valid, float("-inf"))[:, None, None, :]
 
 
 class MaskedAutoencoder(ImageToImageModel):
@@ -145,7 +150,7 @@ class MaskedAutoencoder(ImageToImageModel):
         valid = torch.arange(length, device=tokens.device)[None, :] < counts[:, None]  # [B, V]
         valid = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # [B, 1 + V] (class token always valid)
         x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)  # [B, 1 + V, D]
-        attn_mask = None if bool(valid.all()) else valid[:, None, None, :]  # [B, 1, 1, 1 + V]: keys to attend
+        attn_mask = key_padding_bias(valid, x.dtype)  # [B, 1, 1, 1 + V]: 0 for keys to attend, -inf for padding
         for block in self.blocks:
             x = block(x, attn_mask=attn_mask)
         return self.norm(x) * valid[..., None]  # padding zeroed
