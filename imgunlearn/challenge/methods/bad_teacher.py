@@ -8,7 +8,10 @@ paper, only a `retain_share` of the retain set is used per epoch, which keeps th
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -35,6 +38,13 @@ class BadTeacher(ClassifierUnlearning):
         retain_share: Share of the retain batches used per epoch (each paired with a forget batch).
         seed: Seeds the incompetent teacher's weights and the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "epochs": IntDistribution(1, 3),
+        "lr": FloatDistribution(1e-5, 1e-3, log=True),
+        "temperature": FloatDistribution(0.5, 8.0, log=True),
+        "retain_share": FloatDistribution(0.1, 1.0),
+    }
 
     def __init__(self, epochs: int = 1, lr: float = 1e-4, temperature: float = 1.0, retain_share: float = 0.3,
                  seed: int | None = None) -> None:

@@ -12,18 +12,22 @@ runner that seeds each member differently then gets different members.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from optuna.distributions import BaseDistribution
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from imgunlearn.challenge.training import device_of, seeded
 from imgunlearn.registry import CLASSIFIER_METHODS
+
+__all__ = ["CLASSIFIER_METHODS", "ClassifierUnlearning"]
 
 
 class ClassifierUnlearning:
@@ -32,6 +36,9 @@ class ClassifierUnlearning:
     Args:
         seed: Seeds every random draw of the method; None draws from the caller's random state.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {}
+    """Tunable hyperparameters: constructor argument name -> Optuna distribution (read by the tuner)."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = None if seed is None else int(seed)
@@ -121,21 +128,77 @@ def soft_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) 
     return F.kl_div(log_student, F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
 
 
-def finetune_retain(net: nn.Module, retain_loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, epochs: int, step_per_batch: bool) -> None:
-    """Train `net` with cross-entropy for `epochs` passes over the retain set.
+def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """`KL(teacher || student)` of the softened distributions, batch mean, times `temperature²`."""
+    return soft_kl(student_logits, teacher_logits, temperature) * temperature**2
 
-    The scheduler steps after every batch with `step_per_batch`, otherwise after every epoch.
+
+RetainLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""`loss(images, logits, labels) -> scalar`: a fine-tuning objective (images let it query a teacher)."""
+
+
+def finetune_retain(net: nn.Module, retain_loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None, epochs: int, step_per_batch: bool,
+                    loss: RetainLoss | None = None, on_epoch: Callable[[int], None] | None = None) -> None:
+    """Train `net` for `epochs` passes over the retain set (cross-entropy unless `loss` is given).
+
+    The scheduler (if any) steps after every batch with `step_per_batch`, otherwise after every epoch;
+    `on_epoch(epoch)` runs before each epoch (e.g. to perturb the weights).
     """
     device = device_of(net)
     net.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if on_epoch is not None:
+            on_epoch(epoch)
         for images, labels in batches(retain_loader, device):
-            descend(optimizer, F.cross_entropy(net(images), labels))
-            if step_per_batch:
+            logits = net(images)
+            descend(optimizer, F.cross_entropy(logits, labels) if loss is None else loss(images, logits, labels))
+            if step_per_batch and scheduler is not None:
                 scheduler.step()
-        if not step_per_batch:
+        if not step_per_batch and scheduler is not None:
             scheduler.step()
+
+
+def conv_layers(net: nn.Module) -> list[nn.Conv2d]:
+    """Every `nn.Conv2d` of the network, in registration order."""
+    return [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+
+
+def first_conv(net: nn.Module) -> nn.Conv2d:
+    """The first `nn.Conv2d` (the input layer of a CNN); a ValueError if there is none."""
+    convs = conv_layers(net)
+    if not convs:
+        raise ValueError(f"{type(net).__name__} has no nn.Conv2d layer")
+    return convs[0]
+
+
+def head_layer(net: nn.Module) -> nn.Linear:
+    """The last `nn.Linear` (the classifier head); a ValueError if there is none."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(net).__name__} has no nn.Linear layer")
+    return linears[-1]
+
+
+@torch.no_grad()
+def add_weight_noise(params: Iterable[Tensor], sigma: float) -> None:
+    """Add Gaussian noise of standard deviation `sigma` to each tensor in place (torch's global RNG)."""
+    for p in params:
+        p.add_(torch.randn_like(p) * sigma)
+
+
+@contextlib.contextmanager
+def scaled_gradients(scales: dict[nn.Parameter, Tensor]) -> Iterator[None]:
+    """Within the body, every listed parameter's loss gradient is multiplied element-wise by its scale.
+
+    Weight decay added by the optimizer is not scaled (it is not part of the back-propagated gradient).
+    """
+    handles = [p.register_hook(lambda grad, scale=scale: grad * scale) for p, scale in scales.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def frozen_copy(net: nn.Module) -> nn.Module:

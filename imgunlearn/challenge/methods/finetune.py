@@ -7,6 +7,9 @@ forgetting comes only from catastrophic forgetting of what the retain set does n
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -29,6 +32,11 @@ class Finetune(ClassifierUnlearning):
         weight_decay: SGD weight decay.
         seed: Seeds the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "epochs": IntDistribution(1, 4),
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
+    }
 
     def __init__(self, epochs: int = 1, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 5e-4,
                  seed: int | None = None) -> None:

@@ -10,8 +10,11 @@ ascent stops pushing an example once its loss is that high) so that the ascent c
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -38,6 +41,13 @@ class NegGradPlus(ClassifierUnlearning):
         weight_decay: SGD weight decay.
         seed: Seeds the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "epochs": IntDistribution(1, 3),
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
+        "alpha": FloatDistribution(0.5, 0.99),
+        "forget_ceiling": FloatDistribution(1.0, 10.0),
+    }
 
     def __init__(self, epochs: int = 1, lr: float = 1e-3, alpha: float = 0.95, forget_ceiling: float = 5.0,
                  momentum: float = 0.9, weight_decay: float = 5e-4, seed: int | None = None) -> None:

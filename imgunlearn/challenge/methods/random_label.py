@@ -7,8 +7,11 @@ annealing over the steps (Golatkar et al., 2020; the "RL" baseline of SalUn).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -39,6 +42,12 @@ class RandomLabel(ClassifierUnlearning):
         weight_decay: SGD weight decay.
         seed: Seeds the batch order and the random labels.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "epochs": IntDistribution(1, 3),
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
+        "forget_weight": FloatDistribution(0.1, 3.0, log=True),
+    }
 
     def __init__(self, epochs: int = 1, lr: float = 1e-3, forget_weight: float = 1.0, momentum: float = 0.9,
                  weight_decay: float = 5e-4, seed: int | None = None) -> None:

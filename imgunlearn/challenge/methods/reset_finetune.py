@@ -12,7 +12,10 @@ Fine-tuning uses Adam with cosine annealing over all steps and plain cross-entro
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -60,6 +63,14 @@ class ResetFinetune(ClassifierUnlearning):
         weight_decay: Adam weight decay.
         seed: Seeds the reset and the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "mode": CategoricalDistribution(list(MODES)),
+        "share": FloatDistribution(0.1, 0.9),
+        "last_layers": IntDistribution(1, 4),
+        "epochs": IntDistribution(1, 4),
+        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+    }
 
     def __init__(self, mode: str = "share", share: float = 0.5, last_layers: int = 1, epochs: int = 3,
                  lr: float = 1e-3, weight_decay: float = 0.0, seed: int | None = None) -> None:

@@ -6,6 +6,9 @@ best-validation checkpoint), so a retrained model is what the original would be 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from optuna.distributions import BaseDistribution
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -23,6 +26,9 @@ class Retrain(ClassifierUnlearning):
         keep_best: Keep the best-validation checkpoint (needs a validation loader).
         seed: Seeds the initial weights and the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {}
+    """The reference is not tuned."""
 
     def __init__(self, epochs: int = 30, lr: float = 1e-4, weight_decay: float = 5e-3, class_weighted: bool = True,
                  keep_best: bool = True, seed: int | None = None) -> None:

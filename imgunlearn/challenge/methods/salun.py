@@ -8,8 +8,11 @@ written back, so neither momentum nor weight decay can move it.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
+from optuna.distributions import BaseDistribution, FloatDistribution
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -41,6 +44,11 @@ class SalUn(RandomLabel):
         share: Share of all weights that may change (the most salient ones).
         epochs, lr, forget_weight, momentum, weight_decay, seed: As in `random_label`.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        **RandomLabel.search_space,
+        "share": FloatDistribution(0.1, 0.9),
+    }
 
     def __init__(self, share: float = 0.5, epochs: int = 1, lr: float = 1e-3, forget_weight: float = 1.0,
                  momentum: float = 0.9, weight_decay: float = 5e-4, seed: int | None = None) -> None:

@@ -9,9 +9,12 @@ epochs only. KL divergences use temperature `temperature` (scaled by its square,
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from torch import nn
 from torch.utils.data import DataLoader
 
 from imgunlearn.challenge.methods.base import (
@@ -20,16 +23,11 @@ from imgunlearn.challenge.methods.base import (
     batches,
     check_positive,
     descend,
+    distill_kl,
     frozen_copy,
     sgd,
-    soft_kl,
 )
 from imgunlearn.challenge.training import device_of
-
-
-def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """`KL(teacher || student)` of the softened distributions, batch mean, times `temperature²`."""
-    return soft_kl(student_logits, teacher_logits, temperature) * temperature**2
 
 
 @CLASSIFIER_METHODS.register("scrub")
@@ -45,6 +43,14 @@ class Scrub(ClassifierUnlearning):
         weight_decay: SGD weight decay.
         seed: Seeds the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "epochs": IntDistribution(1, 3),
+        "lr": FloatDistribution(1e-4, 3e-2, log=True),
+        "alpha": FloatDistribution(0.1, 2.0, log=True),
+        "gamma": FloatDistribution(0.1, 2.0, log=True),
+        "temperature": FloatDistribution(1.0, 8.0, log=True),
+    }
 
     def __init__(self, epochs: int = 2, max_epochs: int = 1, lr: float = 5e-4, alpha: float = 0.5,
                  gamma: float = 1.0, temperature: float = 4.0, momentum: float = 0.9, weight_decay: float = 5e-4,

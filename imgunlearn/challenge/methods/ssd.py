@@ -9,8 +9,11 @@ optionally capped at `retain_batches` batches to save time.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
+from optuna.distributions import BaseDistribution, FloatDistribution
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -44,6 +47,11 @@ class SSD(ClassifierUnlearning):
         retain_batches: Use at most this many retain batches for the retain importance (None: all).
         seed: Seeds the batch order.
     """
+
+    search_space: ClassVar[dict[str, BaseDistribution]] = {
+        "alpha": FloatDistribution(1.0, 20.0, log=True),
+        "dampening": FloatDistribution(0.1, 5.0, log=True),
+    }
 
     def __init__(self, alpha: float = 10.0, dampening: float = 1.0, retain_batches: int | None = None,
                  seed: int | None = None) -> None:
