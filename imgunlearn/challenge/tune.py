@@ -55,6 +55,10 @@ def build_parser():
     add_option(p, "split_seed", type=int, default=1, help="seed of the tuning forget people's draw")
     add_option(p, "seed", type=int, default=0, help="seed of the sampler and base seed of every pool member")
     add_option(p, "batch_size", type=int, default=64, help="batch size of the unlearning loaders")
+    add_option(p, "pool", type=str | None, default=None,
+               help="pool directory of the trials (default: OUT/pool); share one between tuning runs of several "
+                    "methods of the same original to train the tuning retrained pool once")
+    add_option(p, "cache", type=str | None, default=None, help="retrained-pool cache (default: POOL/cache)")
     add_option(p, "jobs", type=int, default=1, help="run each trial's pool as this many parallel shard processes")
     add_option(p, "threads", type=int | None, default=None, help="torch CPU threads per process")
     add_output_options(p)
@@ -195,13 +199,14 @@ def _tune(parser: Any, cfg: Any) -> int:
     try:
         started = time.perf_counter()
         tuning_original = prepare_tuning_original(out, original, cfg.tune_forget_people, cfg.split_seed)
-        check_pool(out / POOL_DIR, original, tuning_original)
+        pool = Path(cfg.pool) if cfg.pool else out / POOL_DIR
+        check_pool(pool, original, tuning_original)
         save_config(parser, cfg, out)
         study = open_study(out, f"challenge-tune-{cfg.method}", cfg.seed, constrained=True,
                            startup_trials=max(3, min(10, cfg.trials // 3)))
 
         def evaluate(number: int, settings: dict[str, Any]) -> Any:
-            return _trial(cfg, out, tuning_original, number, settings, device)
+            return _trial(cfg, pool, tuning_original, number, settings, device)
 
         def after(study: Any) -> None:
             _write_results(out, study, cfg, time.perf_counter() - started)
@@ -226,26 +231,29 @@ def _tune(parser: Any, cfg: Any) -> int:
     return 0
 
 
-def trial_name(number: int) -> str:
-    return f"trial_{number:04d}"
+def trial_name(method: str, number: int) -> str:
+    """What trial `number`'s models are filed under in the pool."""
+    return f"tune-{method}-{number:04d}"
 
 
-def _trial(cfg: Any, out: Path, tuning_original: Path, number: int, settings: dict[str, Any], device: str) -> Any:
+def _trial(cfg: Any, pool: Path, tuning_original: Path, number: int, settings: dict[str, Any], device: str) -> Any:
     """One pool run of the method with `settings` on the tuning split, scored."""
     from imgunlearn.challenge.pool import TIME_CUTOFF, score_pool
     from imgunlearn.challenge.pool_commands import run_main
     from imgunlearn.tuning import TrialResult
 
-    name = trial_name(number)
-    argv = ["--original", str(tuning_original), "--out", str(out / POOL_DIR), "--method", cfg.method,
+    name = trial_name(cfg.method, number)
+    argv = ["--original", str(tuning_original), "--out", str(pool), "--method", cfg.method,
             "--method_kwargs", json.dumps(settings), "--name", name, "--n_models", str(cfg.n_models),
             "--seed", str(cfg.seed), "--batch_size", str(cfg.batch_size), "--jobs", str(cfg.jobs),
             "--device", device, "--no_progress"]
     if cfg.threads is not None:
         argv += ["--threads", str(cfg.threads)]
+    if cfg.cache is not None:
+        argv += ["--cache", str(cfg.cache)]
     if run_main(argv) != 0:
         raise RuntimeError(f"trial {number}: `imgunlearn challenge run {' '.join(argv)}` failed")
-    score = score_pool(out / POOL_DIR, [name], cfg.n_models, write=True, report=False)[name]
+    score = score_pool(pool, [name], cfg.n_models, write=True, report=False)[name]
     figures = {key: float(score[key]) for key in ("final_score", "forget_score", "time_ratio")}
     for key in ("retain_acc", "test_acc", "forget_acc"):
         figures[key] = float(score[key]["unlearned"])
