@@ -16,6 +16,7 @@ from imgunlearn.metrics import (
     RandomConvFeatures,
     StatsFeatures,
     build_feature_extractor,
+    sharing,
 )
 
 
@@ -179,7 +180,7 @@ def test_too_few_images_raise():
         metric.compute()
 
 
-def test_extractor_reuses_features_of_the_same_tensor_only():
+def test_extractor_reuses_features_only_inside_an_explicit_sharing_block():
     calls = []
 
     class Counting(nn.Module):
@@ -189,9 +190,57 @@ def test_extractor_reuses_features_of_the_same_tensor_only():
 
     extractor = build_feature_extractor(Counting())
     x = images(2, 0)
-    first = extractor(x)
-    assert extractor(x) is first and len(calls) == 1
-    x.mul_(0.5)  # changed in place: must be embedded again
+    with sharing(extractor, None):
+        first = extractor(x)
+        assert extractor(x) is first and len(calls) == 1
+        extractor(x.clone())  # another tensor with the same values is embedded again
+        assert len(calls) == 2
+    x.mul_(0.5)  # outside a block nothing is remembered: the changed tensor is embedded again
     torch.testing.assert_close(extractor(x), first * 0.5)
-    extractor(x.clone())
     assert len(calls) == 3
+    extractor(x)
+    assert len(calls) == 4
+
+
+def former_fid(preds: torch.Tensor, target: torch.Tensor) -> float:
+    """The library's FID before it used torchmetrics: centred covariances and `eigh` of `Σ1^½ Σ2 Σ1^½` (float64)."""
+
+    def moments(features):
+        features = features.double()
+        mean = features.mean(dim=0)
+        centred = features - mean
+        return mean, centred.T @ centred / (features.shape[0] - 1)
+
+    (mu1, sigma1), (mu2, sigma2) = moments(preds), moments(target)
+    w, v = torch.linalg.eigh(sigma1)
+    root1 = (v * w.clamp(min=0).sqrt()) @ v.T
+    inner = root1 @ sigma2 @ root1
+    trace_root = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp(min=0).sqrt().sum()
+    return float(((mu1 - mu2) ** 2).sum() + torch.trace(sigma1) + torch.trace(sigma2) - 2 * trace_root)
+
+
+@pytest.mark.parametrize("feature", ["stats", "random_conv"])
+@pytest.mark.parametrize("n", [8, 40])
+def test_fid_on_torchmetrics_matches_the_former_implementation(feature, n):
+    """Same inputs, same extractor: the torchmetrics-based FID gives the former values (N below and above D)."""
+    preds, target = images(n, 20, shift=0.1), images(n, 21)
+    metric = FID(feature=feature)
+    half = n // 2
+    metric.update(preds[:half], target[:half])
+    metric.update(preds[half:], target[half:])
+    value = metric.compute()
+    extractor = build_feature_extractor(feature)
+    assert value.dtype == torch.float64
+    assert value.item() == pytest.approx(former_fid(extractor(preds), extractor(target)), rel=1e-6)
+
+
+def test_fid_states_take_the_width_of_the_first_batch_and_survive_reset():
+    metric = FID(feature=PoolFeatures())
+    x = images(6, 3)
+    metric.update(x, images(6, 4))
+    assert metric.real_features_cov_sum.shape == (48, 48)
+    first = metric.compute()
+    metric.reset()
+    assert metric.real_features_cov_sum.shape == (48, 48) and int(metric.real_features_num_samples) == 0
+    metric.update(x, images(6, 4))
+    assert torch.equal(metric.compute(), first)

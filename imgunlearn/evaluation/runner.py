@@ -30,7 +30,13 @@ from imgunlearn.evaluation.storage import (
     to_uint8,
     write_json,
 )
-from imgunlearn.metrics.features import Feature, FeatureExtractor, build_feature_extractor, describe_feature
+from imgunlearn.metrics.features import (
+    Feature,
+    FeatureExtractor,
+    build_feature_extractor,
+    describe_feature,
+    sharing,
+)
 from imgunlearn.models.base import ImageToImageModel
 
 REFERENCE_ROWS = ("ground_truth", "input")
@@ -193,10 +199,11 @@ def compute_metrics(data: Mapping[str, Mapping[str, Tensor]], outputs: Mapping[s
             target = to_float(d["image"][start:end]).to(device)
             mask = d["mask"][start:end].float().to(device)
             region = d["region"][start:end].float().to(device)
-            for row, per_split in rows.items():
-                preds = target if row == "ground_truth" else to_float(per_split[split][start:end]).to(device)
-                for metric in built[row].values():
-                    metric.update(preds, target, mask=mask, region=region)
+            with sharing(features, logit_extractor):  # each tensor is embedded once for all metrics
+                for row, per_split in rows.items():
+                    preds = target if row == "ground_truth" else to_float(per_split[split][start:end]).to(device)
+                    for metric in built[row].values():
+                        metric.update(preds, target, mask=mask, region=region)
             bar.update(target.shape[0])
         for row in rows:
             results[row][split] = {m: float(metric.compute()) for m, metric in built[row].items()}

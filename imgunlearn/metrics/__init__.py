@@ -13,8 +13,9 @@ from imgunlearn.metrics.features import (
     FeatureUnavailableError,
     build_feature_extractor,
     describe_feature,
+    sharing,
 )
-from imgunlearn.metrics.fid import FID, frechet_distance
+from imgunlearn.metrics.fid import FID
 from imgunlearn.metrics.handcrafted import RandomConvFeatures, StatsFeatures
 from imgunlearn.metrics.inception_score import InceptionScore, inception_score
 from imgunlearn.metrics.kid import KID, mmd2_unbiased
@@ -26,5 +27,5 @@ from imgunlearn.metrics.ssim import SSIM, ssim
 __all__ = [
     "EmbeddingCosine", "FEATURE_NAMES", "FID", "FaceLeakRate", "FeatureExtractor", "FeatureUnavailableError", "KID",
     "LPIPS", "InceptionScore", "MSE", "PSNR", "RandomConvFeatures", "SSIM", "StatsFeatures",
-    "build_feature_extractor", "describe_feature", "frechet_distance", "inception_score", "mmd2_unbiased", "ssim",
+    "build_feature_extractor", "describe_feature", "inception_score", "sharing", "mmd2_unbiased", "ssim",
 ]

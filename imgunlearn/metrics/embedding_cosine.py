@@ -31,5 +31,6 @@ class EmbeddingCosine(ImageMean):
         """Add outputs `preds` and their ground truths `target`, both `[B, 3, H, W]` in [0, 1]."""
         if preds.shape != target.shape:
             raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must pair up")
-        cosine = F.cosine_similarity(self.feature(preds).double(), self.feature(target).double(), dim=1, eps=1e-12)
+        with self.feature.sharing():  # the ground-truth row passes one tensor as both
+            cosine = F.cosine_similarity(self.feature(preds).double(), self.feature(target).double(), dim=1, eps=1e-12)
         self._add(cosine)

@@ -28,8 +28,9 @@ class FeatureSets(Metric):
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
         """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1] (the sets may differ in size)."""
-        self.pred_features.append(self.feature(preds).double())
-        self.target_features.append(self.feature(target).double())
+        with self.feature.sharing():  # the ground-truth row passes one tensor as both
+            self.pred_features.append(self.feature(preds).double())
+            self.target_features.append(self.feature(target).double())
 
     def _feature_sets(self) -> tuple[Tensor, Tensor]:
         """All features so far: outputs `[N, D]` and ground truths `[M, D]`."""

@@ -20,7 +20,8 @@ built raises `FeatureUnavailableError` saying what is missing.
 from __future__ import annotations
 
 import os
-import weakref
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
@@ -43,16 +44,15 @@ class FeatureExtractor(nn.Module):
     """Holds an extractor in eval mode without gradients and flattens its output to `[B, D]` float.
 
     Several metrics sharing one extractor often embed the same batch (FID, KID and the cosine all embed the
-    outputs and the ground truths): the features of the last few input tensors are remembered, keyed by the
-    tensor object itself (a weak reference) and its in-place version counter, so a batch is embedded once
-    (tensors made under `torch.inference_mode` have no version counter and are not remembered).
+    outputs and the ground truths). Inside `with extractor.sharing():` (or `sharing(*extractors)`) the features
+    of each input tensor object are computed once and reused for the rest of the block; the caller promises
+    not to change those tensors in place inside it. Outside such a block nothing is remembered.
     """
-
-    cache_size = 8
 
     def __init__(self, module: nn.Module, name: str) -> None:
         super().__init__()
-        self._cache: list[tuple[weakref.ref, int, Tensor]] = []
+        self._shared: dict[int, tuple[Tensor, Tensor]] | None = None
+        self._depth = 0
         self.module = module.eval()
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
@@ -61,22 +61,44 @@ class FeatureExtractor(nn.Module):
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)
 
+    @contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Reuse the features of a tensor passed again within the block (keyed by the tensor object)."""
+        if self._depth == 0:
+            self._shared = {}
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._shared = None
+
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"feature extractors take RGB images [B, 3, H, W] in [0, 1], got {tuple(images.shape)}")
-        cacheable = not images.is_inference()  # inference tensors have no version counter
-        if cacheable:
-            for ref, version, features in self._cache:
-                if ref() is images and version == images._version:
-                    return features
+        if self._shared is not None:
+            hit = self._shared.get(id(images))
+            if hit is not None and hit[0] is images:
+                return hit[1]
         out = self.module(images)
         if isinstance(out, (tuple, list)):
             out = out[0]
         features = out.reshape(images.shape[0], -1).float()  # [B, D]
-        if cacheable:
-            self._cache = [*self._cache[-(self.cache_size - 1):], (weakref.ref(images), images._version, features)]
+        if self._shared is not None:
+            self._shared[id(images)] = (images, features)  # holding `images` keeps its id from being reused
         return features
+
+
+@contextmanager
+def sharing(*extractors: FeatureExtractor | None) -> Iterator[None]:
+    """`FeatureExtractor.sharing` for several extractors at once (None entries are skipped)."""
+    with ExitStack() as stack:
+        for extractor in extractors:
+            if extractor is not None:
+                stack.enter_context(extractor.sharing())
+        yield
 
 
 def build_feature_extractor(feature: Feature = "stats", kind: str = "features",

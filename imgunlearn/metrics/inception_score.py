@@ -1,4 +1,10 @@
-"""`InceptionScore`: how confidently and how variedly a classifier labels the model outputs."""
+"""`InceptionScore`: how confidently and how variedly a classifier labels the model outputs.
+
+Kept instead of torchmetrics' `InceptionScore`, which shuffles the logits with torch's global RNG before
+cutting them into splits (so with several splits the value depends on the caller's random state, not only on
+the images) and returns `(mean, std)` over the splits. Here the splits are consecutive, in update order, and
+the score is their mean; it is computed in float64.
+"""
 
 from __future__ import annotations
 

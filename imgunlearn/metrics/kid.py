@@ -1,4 +1,12 @@
-"""`KID`: kernel (MMD) distance between the feature distributions of model outputs and ground truths."""
+"""`KID`: kernel (MMD) distance between the feature distributions of model outputs and ground truths.
+
+Kept instead of torchmetrics' `KernelInceptionDistance`, which differs in documented ways that change results:
+it draws its subsets from torch's global RNG (a value depends on the caller's random state; here the draws
+are seeded by `seed`), it refuses a `subset_size` larger than either set (here it is capped at the smaller
+set, and with whole sets the subsets are skipped: the value is the exact unbiased MMD²), and its estimator
+divides the cross term by `m²` with one subset size `m` for both sets (here outputs and ground truths may
+differ in number).
+"""
 
 from __future__ import annotations
 
