@@ -200,3 +200,10 @@ def write_list(folder: Path) -> Path:
     path = folder / "list.csv"
     path.write_text("\n".join(["path,split,box", *ROWS]) + "\n")
     return path
+
+
+def test_a_row_with_more_values_than_columns_is_refused(tiles):
+    csv = tiles / "list.csv"
+    csv.write_text("path,split,box\nf0.png,forget,1,1,2,2\nr0.png,retain,\n")
+    with pytest.raises(ValueError, match=rf"^{csv}, line 2: 6 values for 3 columns .*quote a box"):
+        read_csv(csv)

@@ -69,6 +69,9 @@ def read_csv(path: str | Path, resize: int | None = None) -> dict[str, ImageSet]
     entries: dict[str, list[tuple[Path, np.ndarray, int]]] = {name: [] for name in SPLITS}
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         where = f"{path}, line {line}"
+        if None in row:  # csv.DictReader keeps values beyond the header under the key None
+            raise ValueError(f"{where}: {len(columns) + len(row[None])} values for {len(columns)} columns "
+                             f"{columns} (quote a box: \"top,left,height,width\")")
         split = (row["split"] or "").strip()
         if split not in CSV_SPLITS:
             raise ValueError(f"{where}: unknown split {split!r}; use one of {', '.join(CSV_SPLITS)}")
