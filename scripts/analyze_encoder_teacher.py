@@ -28,7 +28,7 @@ from imgunlearn.models import load_model
 
 def batch_of(dataset, n: int) -> dict[str, torch.Tensor]:
     items = [dataset[i] for i in range(min(n, len(dataset)))]
-    return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in ("image", "input", "mask", "region")}
+    return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in ("image", "input", "mask", "forget_mask")}
 
 
 @torch.no_grad()
@@ -45,7 +45,7 @@ def main() -> None:
     forget, retain = batch_of(data.split_dataset("forget_holdout"), args.count), batch_of(
         data.split_dataset("retain_holdout"), args.count)
     target = confine(masking_target(args.target, forget["image"], torch.Generator().manual_seed(0)),
-                     forget["image"], forget["region"])
+                     forget["image"], forget["forget_mask"])
     t_maps = as_maps(original.encode(task.degrade(target, forget["mask"], torch.Generator().manual_seed(1)),
                                      forget["mask"]))
     o_f, u_f = as_maps(original.encode(forget["input"], forget["mask"])), as_maps(unlearned.encode(forget["input"], forget["mask"]))
@@ -53,7 +53,7 @@ def main() -> None:
     print("| map | shape | forget progress in the box (0 = at target) | retain drift |")
     print("|---|---|---|---|")
     for i, (t, of, uf, orr, ur) in enumerate(zip(t_maps, o_f, u_f, o_r, u_r, strict=True)):
-        box = F.interpolate(forget["region"], size=t.shape[-2:], mode="area") if t.ndim == 4 else torch.ones(1)
+        box = F.interpolate(forget["forget_mask"], size=t.shape[-2:], mode="area") if t.ndim == 4 else torch.ones(1)
         progress = (((uf - t) ** 2) * box).sum() / (((of - t) ** 2) * box).sum().clamp_min(1e-12)
         drift = ((ur - orr) ** 2).sum() / (orr**2).sum().clamp_min(1e-12)
         print(f"| {i} | {tuple(t.shape[1:])} | {progress:.3f} | {drift:.4f} |")

@@ -23,15 +23,15 @@ def test_paired_batches_have_the_item_contract(size, task):
     batch = next(iter(dm.train_dataloader()))
     assert set(batch) == {"forget", "retain"}
     for side in batch.values():
-        assert set(side) == {"image", "input", "mask", "region", "index"}
+        assert set(side) == {"image", "input", "mask", "forget_mask", "index"}
         assert side["image"].shape == side["input"].shape == (4, 3, size, size)
-        assert side["mask"].shape == side["region"].shape == (4, 1, size, size)
+        assert side["mask"].shape == side["forget_mask"].shape == (4, 1, size, size)
         assert side["image"].min() >= 0 and side["image"].max() <= 1
         assert set(side["mask"].unique().tolist()) <= {0.0, 1.0}
         assert torch.equal(side["input"] * side["mask"], torch.zeros_like(side["input"]))  # hidden pixels are zero
-    assert batch["retain"]["region"].max() == 0
+    assert batch["retain"]["forget_mask"].max() == 0
     boxes = dm.splits["forget_train"].boxes[batch["forget"]["index"].numpy()]
-    for region, (top, left, h, w) in zip(batch["forget"]["region"], boxes, strict=True):
+    for region, (top, left, h, w) in zip(batch["forget"]["forget_mask"], boxes, strict=True):
         assert region.sum() == h * w and region[0, top : top + h, left : left + w].min() == 1
 
 
@@ -51,7 +51,7 @@ def test_training_is_reproducible_and_fresh_each_epoch():
     assert all(torch.equal(a, b["forget"]["input"]) for a, b in zip(epoch0, second, strict=True))
     epoch1 = [b["forget"]["input"] for b in first]  # the sampler moves to the next epoch
     assert not torch.equal(torch.cat(epoch0), torch.cat(epoch1))
-    first.sampler.set_epoch(0)
+    first.batch_sampler.set_epoch(0)
     assert all(torch.equal(a, b["forget"]["input"]) for a, b in zip(epoch0, first, strict=True))
     other_seed = datamodule(seed=2).train_dataloader()
     assert not torch.equal(torch.cat(epoch0), torch.cat([b["forget"]["input"] for b in other_seed]))
@@ -82,7 +82,7 @@ def test_pretrain_loader_covers_the_training_splits_once_per_epoch():
     batches = list(dm.pretrain_dataloader())
     indices = torch.cat([b["index"] for b in batches]).tolist()
     assert sorted(indices) == list(range(16))
-    regions = torch.cat([b["region"] for b in batches]).flatten(1).amax(dim=1)
+    regions = torch.cat([b["forget_mask"] for b in batches]).flatten(1).amax(dim=1)
     assert int(regions.sum()) == 6  # the six forget tiles carry a region, the ten retain tiles none
 
 

@@ -57,9 +57,9 @@ def test_csv_source_reads_splits_boxes_and_ids(data_dir):
     item = dm.split_dataset("forget").__getitem__(0)
     expected = np.zeros((16, 16))
     expected[2:10, 3:9] = 1
-    assert np.array_equal(item["region"][0].numpy(), expected)
-    assert dm.split_dataset("forget")[1]["region"].min() == 1  # no box: the whole image is forgotten
-    assert dm.split_dataset("holdout_retain")[0]["region"].max() == 0
+    assert np.array_equal(item["forget_mask"][0].numpy(), expected)
+    assert dm.split_dataset("forget")[1]["forget_mask"].min() == 1  # no box: the whole image is forgotten
+    assert dm.split_dataset("holdout_retain")[0]["forget_mask"].max() == 0
     pixels = np.asarray(Image.open(data_dir / "forget" / "f0.png")).transpose(2, 0, 1) / 255.0
     assert np.allclose(item["image"].numpy(), pixels, atol=1e-6)
 
@@ -81,7 +81,7 @@ def test_proxy_retain_replaces_the_retain_side_of_training(data_dir, tmp_path_fa
         for image, index in zip(batch["retain"]["image"], batch["retain"]["index"], strict=True):
             assert np.allclose(image.numpy(), (40 * int(index) + 20) / 255.0, atol=1e-6)  # the proxy image
             seen.add(int(index))
-        assert batch["retain"]["region"].max() == 0
+        assert batch["retain"]["forget_mask"].max() == 0
     assert seen and seen <= {0, 1, 2} and len(proxy_pixels) == 3
     table = (dm.write_splits(tmp_path_factory.mktemp("run"))[0]).read_text()
     assert table.count("proxy_retain,") == 3
@@ -112,8 +112,8 @@ def test_mixed_sizes_are_refused_unless_resized(tmp_path):
     assert splits["retain_train"].image(0).shape == (3, 16, 16)
     dm = module(within, resize=16)
     assert dm.split_dataset("retain")[0]["image"].shape == (3, 16, 16)
-    assert dm.split_dataset("forget")[0]["region"][0, 4:12, 4:8].min() == 1
-    assert dm.split_dataset("forget")[0]["region"].sum() == 8 * 4
+    assert dm.split_dataset("forget")[0]["forget_mask"][0, 4:12, 4:8].min() == 1
+    assert dm.split_dataset("forget")[0]["forget_mask"].sum() == 8 * 4
 
 
 @pytest.mark.parametrize(

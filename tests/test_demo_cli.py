@@ -75,7 +75,7 @@ def test_lightning_cli_pretrain_then_unlearn_saves_models_and_configs(tmp_path, 
             "--data.init_args.num_forget", "4", "--data.init_args.num_retain", "4",
             "--data.init_args.num_holdout_forget", "2", "--data.init_args.num_holdout_retain", "2",
             "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
-            "--trainer.default_root_dir", "run"]
+            "--out", "run"]
     main(["pretrain", "--config", f"{CONFIGS}/experiment/pretrain.yaml", "--config", f"{CONFIGS}/model/unet_small.yaml",
           "--model.init_args.model.init_args.channels", "[8, 16]", *data])
     pretrained = tmp_path / "run" / "model"

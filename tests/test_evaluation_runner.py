@@ -38,7 +38,7 @@ class TileSplit(torch.utils.data.Dataset):
         return len(self.image)
 
     def __getitem__(self, i):
-        return {"image": self.image[i], "input": self.input[i], "mask": self.mask[i], "region": self.region[i],
+        return {"image": self.image[i], "input": self.input[i], "mask": self.mask[i], "forget_mask": self.region[i],
                 "index": i}
 
 

@@ -42,7 +42,7 @@ def make_side(n: int, size: int, seed: int, forget: bool) -> dict[str, Tensor]:
         region[..., q : 3 * q, q : 3 * q] = 1.0
         image = torch.where(region.bool(), torch.full_like(image, 0.9), image)  # a bright patch to forget
     model_input, mask = TASK(image, g)
-    return {"image": image, "input": model_input, "mask": mask, "region": region}
+    return {"image": image, "input": model_input, "mask": mask, "forget_mask": region}
 
 
 def make_batch(size: int = SIZE, seed: int = 0, forget_size: int = 2, retain_size: int = 3) -> dict:
@@ -141,7 +141,7 @@ def test_noisy_label_box_changes_the_region_only() -> None:
                                         flat_color=(1.0, 0.0, 0.0), region="box", retain_target="reference",
                                         retain_alpha=1.0)
     batch = make_batch()
-    forget, region = batch["forget"], batch["forget"]["region"].bool().expand(-1, 3, -1, -1)
+    forget, region = batch["forget"], batch["forget"]["forget_mask"].bool().expand(-1, 3, -1, -1)
     reference = method.reference_output(forget)
     train_manually(method, batch, steps=40)
     with torch.no_grad():
@@ -174,7 +174,7 @@ def test_max_loss_box_holds_the_output_outside_the_region() -> None:
     batch = make_batch()
     method = METHODS.get("max_loss")(create_model("unet_tiny"), task=TASK, lr=1e-2, forget_bound=0.5, region="box",
                                      retain_alpha=1.0)
-    forget, region = batch["forget"], batch["forget"]["region"].bool().expand(-1, 3, -1, -1)
+    forget, region = batch["forget"], batch["forget"]["forget_mask"].bool().expand(-1, 3, -1, -1)
     reference = method.reference_output(forget)
     train_manually(method, batch, steps=15)
     with torch.no_grad():
@@ -250,7 +250,12 @@ def test_random_encoder_refuses_region_box_on_token_latents() -> None:
     [
         ({"forget_target": "blur"}, "'blur'"),
         ({"region": "face"}, "'face'"),
-        ({"lr": 0.0}, "lr must be positive, got 0.0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0, got inf"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0, got nan"),
+        ({"warmup_steps": float("nan")}, "warmup_steps must be a whole number >= 0, got nan"),
+        ({"forget_alpha": 0.0, "retain_alpha": 0.0}, "zero loss and would return the model unchanged"),
+        ({"betas": (0.9, 1.5)}, r"betas must be two numbers in \[0, 1\), got \[0.9, 1.5\]"),
         ({"lr": -1e-3}, "-0.001"),
         ({"flat_color": (1.5, 0.0, 0.0)}, r"\[1.5, 0.0, 0.0\]"),
         ({"flat_color": (0.5, 0.5)}, r"\[0.5, 0.5\]"),
@@ -267,6 +272,8 @@ def test_bad_hyperparameters_raise_naming_the_value(method_name: str, kwargs: di
     ("noisy_label", {"retain_target": "teacher"}, "'teacher'"),
     ("retain_label", {"retain_target": "x"}, "'x'"),
     ("max_loss", {"forget_bound": 0.0}, "forget_bound must be positive, got 0.0"),
+    ("max_loss", {"forget_bound": float("nan")}, "forget_bound must be positive, got nan"),
+    ("finetune", {"retain_alpha": 0.0}, "Finetune with retain_alpha=0 has a zero loss"),
 ])
 def test_bad_method_options_raise_naming_the_value(method_name: str, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -301,9 +308,9 @@ def test_encoder_teacher_normalized_feature_weights_balance_maps():
     method = EncoderTeacher(_tiny_unet(), feature_weights="normalized", region="box")
     g = torch.Generator().manual_seed(0)
     side = {"image": torch.rand(2, 3, 16, 16, generator=g), "mask": torch.zeros(2, 1, 16, 16),
-            "region": torch.ones(2, 1, 16, 16)}
+            "forget_mask": torch.ones(2, 1, 16, 16)}
     side["input"] = side["image"]
-    out = method.unlearning_loss(side, {**side, "region": torch.zeros(2, 1, 16, 16)})
+    out = method.unlearning_loss(side, {**side, "forget_mask": torch.zeros(2, 1, 16, 16)})
     assert torch.isfinite(out["loss"]) and out["forget_loss"] > 0
     out["loss"].backward()
     assert all(p.grad is None for p in method.model.decoder_parameters())

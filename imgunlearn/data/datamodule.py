@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from imgunlearn.data.checks import check_splits
 from imgunlearn.data.datasets import PairedDataset, SplitDataset, UnionDataset
-from imgunlearn.data.sampling import PairedSampler, ShuffledSampler
+from imgunlearn.data.sampling import PairedSampler, ResumableLoader, ShuffledBatchSampler
 from imgunlearn.data.splits import PROXY_RETAIN, ImageSet, canonical_split, split_table
 from imgunlearn.data.synthetic import generate_survey
 from imgunlearn.data.tasks import Task, make_task
@@ -138,26 +138,41 @@ class ForgetRetainDataModule(L.LightningDataModule):
     # ---- loaders -------------------------------------------------------------------------------------
 
     def train_dataloader(self) -> DataLoader:
-        """Paired batches `{"forget", "retain"}`; retain from the proxy set when one is given."""
+        """Paired batches `{"forget", "retain"}`; retain from the proxy set when one is given.
+
+        Under DDP every process gets its own share of the forget set (see `sampling.py`); the loader's position
+        is saved in Lightning checkpoints, so a run resumed mid-epoch continues with the next batch.
+        """
+        self._check_trainer()
         forget = self.split_dataset("forget_train", fixed=False)
         retain = self.split_dataset(PROXY_RETAIN if self.proxy_retain is not None else "retain_train", fixed=False)
-        sampler = PairedSampler(len(forget), len(retain), seed=self.hparams.seed)
-        return self._loader(PairedDataset(forget, retain), sampler, self.hparams.batch_size)
+        sampler = PairedSampler(len(forget), len(retain), self.hparams.batch_size, seed=self.hparams.seed)
+        return self._loader(PairedDataset(forget, retain), sampler)
 
     def pretrain_dataloader(self) -> DataLoader:
         """Plain batches over forget_train ∪ retain_train (the original model's data), fresh degradations."""
         union = UnionDataset([self.split_dataset("forget_train", fixed=False),
                               self.split_dataset("retain_train", fixed=False)])
-        return self._loader(union, ShuffledSampler(len(union), seed=self.hparams.seed), self.hparams.batch_size)
+        return self._loader(union, ShuffledBatchSampler(len(union), self.hparams.batch_size, seed=self.hparams.seed))
 
     def eval_dataloader(self, name: str) -> DataLoader:
         """Batches of split `name` in order, with fixed degradations."""
-        return self._loader(self.split_dataset(name), None, self.hparams.eval_batch_size or self.hparams.batch_size)
-
-    def _loader(self, dataset, sampler, batch_size: int) -> DataLoader:
         workers = self.hparams.num_workers
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers,
-                          persistent_workers=workers > 0)
+        return DataLoader(self.split_dataset(name), batch_size=self.hparams.eval_batch_size or self.hparams.batch_size,
+                          shuffle=False, num_workers=workers, persistent_workers=workers > 0)
+
+    def _loader(self, dataset, batch_sampler) -> DataLoader:
+        workers = self.hparams.num_workers
+        return ResumableLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                               persistent_workers=workers > 0)
+
+    def _check_trainer(self) -> None:
+        """Refuse a DDP Trainer that would wrap the sampler in a second, Lightning-made distributed sampler."""
+        trainer = getattr(self, "trainer", None)
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if connector is not None and connector.use_distributed_sampler and connector.is_distributed:
+            raise ValueError("ForgetRetainDataModule shards its training data over the processes itself: create the "
+                             "Trainer with use_distributed_sampler=False")
 
     # ---- records -------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ An item is::
     {"image":  float [3, H, W] in [0, 1]   the clean image
      "input":  float [3, H, W]             the task's model input (degraded / partly hidden)
      "mask":   float [1, H, W]             hidden pixels (1 = hidden)
-     "region": float [1, H, W]             content to forget: the box of a forget image, all ones for a
+     "forget_mask": float [1, H, W]        content to forget: the box of a forget image, all ones for a
                                            forget image without a box, zeros for a retain image
      "index":  int                         position in the split}
 
@@ -74,7 +74,7 @@ class SplitDataset(Dataset):
             seed = self.draw_seed(index) if self.fixed else int(torch.randint(0, 2**62, (), generator=self._draws))
         image = torch.from_numpy(np.ascontiguousarray(self.images.image(index))).float() / 255.0  # [3, H, W]
         model_input, mask = self.task(image[None], torch.Generator().manual_seed(int(seed)))  # [1, 3, H, W]
-        return {"image": image, "input": model_input[0], "mask": mask[0], "region": self.region(index),
+        return {"image": image, "input": model_input[0], "mask": mask[0], "forget_mask": self.region(index),
                 "index": index}
 
     def region(self, index: int) -> Tensor:

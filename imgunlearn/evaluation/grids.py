@@ -65,7 +65,7 @@ def save_grid(path: str | Path, data: Mapping[str, Mapping[str, Tensor]], output
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(columns[c], fontsize=9)
-        box = bounding_box(data[split]["region"][i, 0])
+        box = bounding_box(data[split]["forget_mask"][i, 0])
         if box is not None:
             top, left, bottom, right = box
             axes[r][-1].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,

@@ -67,17 +67,17 @@ def _check_names(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> None
 def _collect(batch: dict[str, Any], split: str) -> dict[str, Tensor]:
     for key in ("image", "input", "mask"):
         if key not in batch:
-            raise ValueError(f"split {split!r} yields no {key!r}; examples need image, input, mask (and region)")
+            raise ValueError(f"split {split!r} yields no {key!r}; examples need image, input, mask (and forget_mask)")
     image = batch["image"]
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"split {split!r}: images must be [3, H, W], got batch {tuple(image.shape)}")
-    region = batch.get("region")
+    region = batch.get("forget_mask")
     if region is None:
         region = torch.zeros_like(batch["mask"])
     index = batch.get("index")
     index = torch.as_tensor(index) if index is not None else torch.full((image.shape[0],), -1)
     return {"image": to_uint8(image), "input": to_uint8(batch["input"]), "mask": batch["mask"] > 0.5,
-            "region": region > 0.5, "index": index.long()}
+            "forget_mask": region > 0.5, "index": index.long()}
 
 
 @torch.inference_mode()
@@ -191,14 +191,14 @@ def compute_metrics(data: Mapping[str, Mapping[str, Tensor]], outputs: Mapping[s
     bar = tqdm(total=sum(d["image"].shape[0] for d in data.values()), desc="scoring", unit="image",
                disable=not progress)
     for split, d in data.items():
-        has_mask, has_region, n = bool(d["mask"].any()), bool(d["region"].any()), d["image"].shape[0]
+        has_mask, has_region, n = bool(d["mask"].any()), bool(d["forget_mask"].any()), d["image"].shape[0]
         built = {row: {m: METRICS[m].build(features, logit_extractor).to(device) for m in names
                        if applicable(m, has_mask, has_region, n, row == "ground_truth")} for row in rows}
         for start in range(0, n, batch_size):  # each ground-truth batch is loaded (and embedded) once for all rows
             end = start + batch_size
             target = to_float(d["image"][start:end]).to(device)
             mask = d["mask"][start:end].float().to(device)
-            region = d["region"][start:end].float().to(device)
+            region = d["forget_mask"][start:end].float().to(device)
             with sharing(features, logit_extractor):  # each tensor is embedded once for all metrics
                 for row, per_split in rows.items():
                     preds = target if row == "ground_truth" else to_float(per_split[split][start:end]).to(device)
@@ -222,7 +222,7 @@ def evaluate_models(models: Mapping[str, ImageToImageModel], datasets: Mapping[s
     Args:
         models: Name -> model (e.g. `{"original": ..., "unlearned": ...}`); moved to `device`, put back in
             their former train / eval mode afterwards.
-        datasets: Split name -> dataset yielding `{"image", "input", "mask", "region", "index"}`.
+        datasets: Split name -> dataset yielding `{"image", "input", "mask", "forget_mask", "index"}`.
         metrics: Metric names (default `metric_set.DEFAULT_METRICS`, plus `inception_score` when `logits` or
             `feature="inception"` is given).
         batch_size: Images per generation batch (and metric update).

@@ -2,7 +2,7 @@
 
 Layout under an evaluation directory:
 
-    outputs/data/SPLIT.npz      image, input (uint8 [N, 3, H, W]), mask, region (bool [N, 1, H, W]), index
+    outputs/data/SPLIT.npz      image, input (uint8 [N, 3, H, W]), mask, forget_mask (bool [N, 1, H, W]), index
     outputs/MODEL/SPLIT.npz     output (uint8 [N, 3, H, W])
     evaluation.json             what was evaluated and how (models, splits, metrics, feature extractor)
     metrics.json                {MODEL: {SPLIT: {metric: value}}}
@@ -22,7 +22,7 @@ from torch import Tensor
 from imgunlearn import io as fileio
 
 DATA_DIR = "data"
-DATA_KEYS = ("image", "input", "mask", "region", "index")
+DATA_KEYS = ("image", "input", "mask", "forget_mask", "index")
 
 
 def to_uint8(images: Tensor) -> Tensor:

@@ -6,14 +6,21 @@ in eval mode), and the task that turns images into model inputs. A method overri
 
 Batches are `{"forget": {...}, "retain": {...}}`, each side a dict with
 `image` (clean, `[B, 3, H, W]`), `input` (model input), `mask` (`[B, 1, H, W]`, 1 = hidden) and
-`region` (`[B, 1, H, W]`, 1 = content to forget; all ones for a forget image without a box, zeros for
-retain images).
+`forget_mask` (`[B, 1, H, W]`, 1 = content to forget; all ones for a forget image without a box, zeros for
+retain images). The method option `region` (`image` / `box`) says whether the forget target covers the whole
+forget image or only its `forget_mask`.
+
+Under DDP every process trains on its own share of the forget set; the per-step seeds differ by rank
+(`step_seed`), so processes draw different targets and noise, and a run is reproducible for a given number of
+processes. Encoder-only methods freeze everything but the encoder (`requires_grad=False`), so every trainable
+parameter gets a gradient and DDP needs no unused-parameter search. The frozen reference is left out of the
+state dict (checkpoints hold the trained model once) and rebuilt from the original on load.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import lightning as L
@@ -23,7 +30,18 @@ from torch import Tensor
 from imgunlearn.data.tasks import Task
 from imgunlearn.methods.targets import FORGET_TARGETS, confine, masking_target
 from imgunlearn.models.base import ImageToImageModel, load_model
-from imgunlearn.optim import warmup_cosine
+from imgunlearn.optim import (
+    check_betas,
+    check_count,
+    check_finite_loss,
+    check_finite_weights,
+    check_non_negative,
+    check_positive,
+    check_strategy,
+    step_rng,
+    step_seed,
+    warmup_cosine,
+)
 
 REGIONS = ("image", "box")
 RETAIN_TARGETS = ("image", "reference")
@@ -63,7 +81,10 @@ class UnlearningModule(L.LightningModule):
     """
 
     encoder_only: ClassVar[bool] = False
-    """Methods that set this optimise `model.encoder_parameters()` only; the decoder cannot move."""
+    """Methods that set this optimise `model.encoder_parameters()` only; the rest of the model is frozen."""
+
+    uses_forget_term: ClassVar[bool] = True
+    """False for methods whose loss ignores the forget batch (then `retain_alpha` alone must be > 0)."""
 
     def __init__(
         self,
@@ -86,12 +107,16 @@ class UnlearningModule(L.LightningModule):
             raise ValueError(f"unknown forget_target {forget_target!r}; known: {', '.join(FORGET_TARGETS)}")
         if region not in REGIONS:
             raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
-        if forget_alpha < 0 or retain_alpha < 0:
-            raise ValueError(f"forget_alpha and retain_alpha must be >= 0, got {forget_alpha} and {retain_alpha}")
+        check_positive("lr", lr)
+        check_count("warmup_steps", warmup_steps)
+        check_non_negative("weight_decay", weight_decay)
+        check_betas(betas)
+        check_non_negative("forget_alpha", forget_alpha)
+        check_non_negative("retain_alpha", retain_alpha)
+        if retain_alpha == 0 and (forget_alpha == 0 or not self.uses_forget_term):
+            weights = f"forget_alpha={forget_alpha} and retain_alpha=0" if self.uses_forget_term else "retain_alpha=0"
+            raise ValueError(f"{type(self).__name__} with {weights} has a zero loss and would return the model "
+                             "unchanged; give a positive weight")
         if len(flat_color) != 3 or not all(0.0 <= c <= 1.0 for c in flat_color):
             raise ValueError(f"flat_color must give 3 values in [0, 1], got {list(flat_color)}")
         if pixelate_block < 1:
@@ -103,6 +128,11 @@ class UnlearningModule(L.LightningModule):
         self.reference = copy.deepcopy(model).requires_grad_(False).eval()
         self.task = task if task is not None else Task()
         self.check_model(model)
+        if self.encoder_only:  # only the encoder trains: the rest gets no gradient and must not wait for one
+            encoder = {id(p) for p in model.encoder_parameters()}
+            for param in model.parameters():
+                if id(param) not in encoder:
+                    param.requires_grad_(False)
 
     # ---- what a method overrides -------------------------------------------------------------------
 
@@ -116,8 +146,9 @@ class UnlearningModule(L.LightningModule):
     # ---- helpers methods share ---------------------------------------------------------------------
 
     def step_seed(self) -> int:
-        """A seed unique to this method's seed and the current step."""
-        return self.hparams.seed * 1_000_003 + self.global_step
+        """A seed unique to this method's seed, the current step and this process's rank (rank 0: the seed of a
+        one-process run)."""
+        return step_seed(self.hparams.seed, self.global_step, self.global_rank)
 
     def generator(self, stream: int = 0) -> torch.Generator:
         """A generator seeded by `step_seed()`; distinct `stream`s give independent draws within one step."""
@@ -132,7 +163,7 @@ class UnlearningModule(L.LightningModule):
         target = masking_target(self.hparams.forget_target, image, self.generator(),
                                 self.hparams.flat_color, self.hparams.pixelate_block)
         if self.hparams.region == "box":
-            target = confine(target, image if elsewhere is None else elsewhere, forget["region"])
+            target = confine(target, image if elsewhere is None else elsewhere, forget["forget_mask"])
         return target
 
     def target_input(self, target: Tensor, mask: Tensor) -> Tensor:
@@ -178,13 +209,35 @@ class UnlearningModule(L.LightningModule):
     def forward(self, model_input: Tensor, mask: Tensor) -> Tensor:
         return self.model(model_input, mask)
 
+    def setup(self, stage: str) -> None:
+        check_strategy(self.trainer)
+
     def training_step(self, batch: dict[str, dict[str, Tensor]], batch_idx: int) -> Tensor:
-        out = self.unlearning_loss(batch["forget"], batch["retain"])
-        if not torch.isfinite(out["loss"]):
-            raise FloatingPointError(f"non-finite unlearning loss {out['loss'].item()} at step {self.global_step}")
+        with step_rng(self.step_seed() + (3 << 40), self.device):  # draws a family makes from torch's own generator
+            out = self.unlearning_loss(batch["forget"], batch["retain"])
+        check_finite_loss(self, out["loss"])
         batch_size = batch["forget"]["image"].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in out.items()}, prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v.detach() for k, v in out.items()}, prog_bar=True, batch_size=batch_size,
+                      sync_dist=True)
         return out["loss"]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        check_finite_weights(self.model, self.global_step)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The module's state without the frozen reference (it is the original model, rebuilt on construction)."""
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "") + "reference."
+        for key in [k for k in state if k.startswith(prefix)]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load a state saved by `state_dict`; the reference keeps the weights it was built with."""
+        if not any(key.startswith("reference.") for key in state_dict):
+            own = {f"reference.{k}": v for k, v in self.reference.state_dict().items()}
+            state_dict = {**own, **state_dict}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         params = self.model.encoder_parameters() if self.encoder_only else self.model.parameters()
