@@ -54,6 +54,8 @@ def build_parser():
                help="search the step count between this and --max_steps (default: every trial runs --max_steps)")
     add_option(parser, "fixed", type=dict[str, Any], default={}, help="method settings held fixed, e.g. "
                                                                         "'{\"region\": \"box\"}'")
+    add_option(parser, "start_from_defaults", type=bool, default=True,
+               help="run the method's shipped settings (its constructor defaults) as the first trial")
     add_option(parser, "retain_tolerance", type=float, default=0.5,
                help="retain PSNR (dB) a trial may lose against the original and stay feasible")
     add_option(parser, "detection_weight", type=float, default=10.0,
@@ -92,6 +94,7 @@ def main_cfg(cfg: Any, parser: Any) -> int:
     from imgunlearn.models import load_model
     from imgunlearn.runs import fail_run, finish_run
     from imgunlearn.tuning import (
+        default_settings,
         describe_space,
         open_study,
         open_study_dir,
@@ -131,8 +134,11 @@ def main_cfg(cfg: Any, parser: Any) -> int:
                         data.hparams.eval_batch_size or data.hparams.batch_size, device)
         _write_records(run.path, data, scorer)
         save_config(parser, cfg, run.path)
+        first = {**default_settings(cls, space), "max_steps": cfg.max_steps} if cfg.start_from_defaults else None
+        if first is not None and "max_steps" not in space:
+            first.pop("max_steps")
         study = open_study(run.path, f"tune-{cfg.method}", cfg.seed, constrained=True,
-                           startup_trials=max(3, min(10, cfg.trials // 3)))
+                           startup_trials=max(3, min(10, cfg.trials // 3)), first=first)
         fixed = {"seed": cfg.seed, **cfg.fixed}
 
         def evaluate(number: int, settings: dict[str, Any]) -> Any:

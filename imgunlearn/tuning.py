@@ -85,6 +85,32 @@ def search_space_of(owner: type, name: str, fixed: Mapping[str, Any] | None = No
     return space
 
 
+def default_settings(owner: type, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """The constructor defaults of `owner` (its own, then its bases') for the settings in `space` that the space
+    holds: the shipped settings, run as a study's first trial so tuning starts from them."""
+    import inspect
+
+    defaults: dict[str, Any] = {}
+    for cls in owner.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, parameter in inspect.signature(init).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                defaults.setdefault(name, parameter.default)
+    return {key: defaults[key] for key, distribution in space.items()
+            if key in defaults and _holds(distribution, defaults[key])}
+
+
+def _holds(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `distribution` can produce `value`."""
+    if hasattr(distribution, "choices"):
+        return value in distribution.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return distribution.low <= value <= distribution.high
+
+
 def describe_space(space: Mapping[str, BaseDistribution]) -> dict[str, str]:
     """A readable, stable description of each distribution (for configs and digests)."""
     from optuna.distributions import distribution_to_json
@@ -128,12 +154,13 @@ def open_study_dir(out: str | Path, *, command: str, config: Mapping[str, Any], 
 
 
 def open_study(directory: str | Path, name: str, seed: int, constrained: bool = False,
-               startup_trials: int = 10, recover: bool = True) -> optuna.Study:
+               startup_trials: int = 10, recover: bool = True, first: Mapping[str, Any] | None = None) -> optuna.Study:
     """The study stored in `directory/study.db` (created on first use), maximising, with a seeded TPE sampler.
 
     The sampler's seed is `seed` plus the number of trials already stored, so a resumed study draws new points
     instead of repeating the first ones. With `recover`, trials left running by a killed process are marked
-    failed and their settings queued again.
+    failed and their settings queued again. A new study runs the settings `first` (e.g. `default_settings`)
+    as its first trial; settings it leaves out are drawn.
     """
     import optuna
     from optuna.samplers import TPESampler
@@ -149,6 +176,8 @@ def open_study(directory: str | Path, name: str, seed: int, constrained: bool = 
             study.enqueue_trial(dict(trial.params), skip_if_exists=False)
     native = hasattr(optuna.trial.Trial, "set_constraint")  # optuna >= 5 reads constraints set on the trial
     constraints = _constraints if constrained and not native else None
+    if first and not study.trials:
+        study.enqueue_trial(dict(first))
     study.sampler = TPESampler(seed=seed + len(study.trials), n_startup_trials=startup_trials,
                                constraints_func=constraints)
     return study

@@ -9,6 +9,7 @@ from imgunlearn.runs import RunDirectoryError, read_run
 from imgunlearn.tuning import (
     TrialResult,
     best_trial,
+    default_settings,
     finished_trials,
     open_study,
     open_study_dir,
@@ -46,6 +47,27 @@ def test_search_space_is_the_declared_one_without_fixed_settings():
 
     with pytest.raises(ValueError, match="'lr' is .* not an optuna distribution"):
         search_space_of(Bad, "bad")
+
+
+def test_a_new_study_starts_from_the_shipped_defaults(tmp_path):
+    class Method:
+        search_space = {**SPACE, "steps": FloatDistribution(1, 10)}
+
+        def __init__(self, lr: float = 2e-3, target: str = "normal", steps: int = 50, other: int = 1) -> None:
+            pass
+
+    class Child(Method):
+        def __init__(self, *args, lr: float = 3e-4, **kwargs) -> None:
+            super().__init__(*args, lr=lr, **kwargs)
+
+    # the child's own default wins; a default the space cannot produce (steps 50 > 10) is left to the sampler
+    assert default_settings(Child, Child.search_space) == {"lr": 3e-4, "target": "normal"}
+    study = open_study(tmp_path, "s", seed=0, first=default_settings(Child, SPACE))
+    run_trials(study, SPACE, quadratic, trials=2)
+    assert study.trials[0].params == {"lr": 3e-4, "target": "normal"}
+    again = open_study(tmp_path, "s", seed=0, first={"lr": 1e-3, "target": "flat"})  # only for a new study
+    run_trials(again, SPACE, quadratic, trials=3)
+    assert again.trials[2].params != {"lr": 1e-3, "target": "flat"}
 
 
 def test_study_resumes_and_extends_keeping_earlier_trials(tmp_path):

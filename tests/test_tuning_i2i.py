@@ -98,6 +98,8 @@ def test_study_writes_a_loadable_best_yaml_and_resumes(original, tmp_path, capsy
     assert tune(original, out, "--trials", "2") == 0
     first = trials_rows(out)
     assert len(first) == 2 and all(r["state"] == "complete" for r in first)
+    shipped = METHODS.get("noisy_label")(model=str(original))  # the first trial runs the shipped settings
+    assert float(first[0]["lr"]) == shipped.hparams.lr and first[0]["forget_target"] == shipped.hparams.forget_target
     assert (out / "tradeoff.png").stat().st_size > 1000
     best = yaml.safe_load((out / "best.yaml").read_text())
     init = best["model"]["init_args"]

@@ -50,6 +50,8 @@ def build_parser():
     add_option(p, "max_minutes", type=float | None, default=None, help="start no trial after this many minutes")
     add_option(p, "n_models", type=int, default=8, help="pool size N of each trial")
     add_option(p, "fixed", type=dict[str, Any], default={}, help="method settings held fixed")
+    add_option(p, "start_from_defaults", type=bool, default=True,
+               help="run the method's shipped settings (its constructor defaults) as the first trial")
     add_option(p, "tune_forget_people", type=int | None, default=None,
                help="people in the tuning forget set (default: as many as the reported forget set)")
     add_option(p, "split_seed", type=int, default=1, help="seed of the tuning forget people's draw")
@@ -183,7 +185,14 @@ def main(argv: list[str] | None = None) -> int:
 def _tune(parser: Any, cfg: Any) -> int:
     from imgunlearn.challenge.methods.base import CLASSIFIER_METHODS
     from imgunlearn.runs import fail_run, finish_run
-    from imgunlearn.tuning import describe_space, open_study, open_study_dir, run_trials, search_space_of
+    from imgunlearn.tuning import (
+        default_settings,
+        describe_space,
+        open_study,
+        open_study_dir,
+        run_trials,
+        search_space_of,
+    )
 
     original = Path(cfg.original)
     if not original.is_dir():
@@ -203,7 +212,8 @@ def _tune(parser: Any, cfg: Any) -> int:
         check_pool(pool, original, tuning_original)
         save_config(parser, cfg, out)
         study = open_study(out, f"challenge-tune-{cfg.method}", cfg.seed, constrained=True,
-                           startup_trials=max(3, min(10, cfg.trials // 3)))
+                           startup_trials=max(3, min(10, cfg.trials // 3)),
+                           first=default_settings(cls, space) if cfg.start_from_defaults else None)
 
         def evaluate(number: int, settings: dict[str, Any]) -> Any:
             return _trial(cfg, pool, tuning_original, number, settings, device)
