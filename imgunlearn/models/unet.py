@@ -3,6 +3,11 @@
 The input is the model input concatenated with the mask (4 channels). The encoder is the stem, the down
 path and the bottleneck; `encode` returns every skip and the bottleneck, which is everything the decoder
 consumes, so an encoder-only method controls all information that reaches the output.
+
+`skips` says which resolution levels pass a skip connection to the decoder (default: all). Without the
+full-resolution skip (`skips=[False, True]` for three levels, registered as `unet_small_noskip0`) the decoder
+reads nothing computed from a 5-pixel neighbourhood only: every feature it sees has the receptive field of at
+least one downsampling step, at the cost of fine detail.
 """
 
 from __future__ import annotations
@@ -39,16 +44,25 @@ class UNet(ImageToImageModel):
     Args:
         channels: Feature channels per resolution level, finest first; each further level halves the size.
         name: Registry name, stored in the config.
+        skips: One flag per level above the bottleneck (`len(channels) - 1`), finest first: whether that
+            level's encoder features reach the decoder as a skip connection. Default: every level. The config
+            records it only when some level is off, so the configs of full U-Nets are unchanged.
     """
 
     family = "unet"
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64), name: str = "unet") -> None:
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), name: str = "unet",
+                 skips: Sequence[bool] | None = None) -> None:
         super().__init__()
         channels = list(channels)
         if len(channels) < 2 or any(c < 1 for c in channels):
             raise ValueError(f"channels must list at least two positive widths, got {channels}")
-        self.config = {"name": name, "channels": channels}
+        skips = [True] * (len(channels) - 1) if skips is None else list(skips)
+        if len(skips) != len(channels) - 1 or not all(isinstance(s, bool) for s in skips):
+            raise ValueError(f"skips must give one true/false flag per level above the bottleneck "
+                             f"({len(channels) - 1} for channels {channels}), got {skips}")
+        self.skips = skips
+        self.config = {"name": name, "channels": channels, **({} if all(skips) else {"skips": skips})}
         self.down_blocks = nn.ModuleList()
         self.downsamples = nn.ModuleList()
         in_ch = 4
@@ -61,7 +75,7 @@ class UNet(ImageToImageModel):
         self.up_blocks = nn.ModuleList()
         for i in reversed(range(len(channels) - 1)):
             self.upsamples.append(nn.Conv2d(channels[i + 1], channels[i], 3, padding=1))
-            self.up_blocks.append(ConvBlock(2 * channels[i], channels[i]))
+            self.up_blocks.append(ConvBlock((2 if skips[i] else 1) * channels[i], channels[i]))
         self.head = nn.Conv2d(channels[0], 3, 1)
 
     @property
@@ -74,17 +88,23 @@ class UNet(ImageToImageModel):
             raise ValueError(f"{self.config['name']} needs sides divisible by {size}, got {tuple(model_input.shape[-2:])}")
         x = torch.cat([model_input, mask], dim=1)  # [B, 4, H, W]
         skips = []
-        for block, down in zip(self.down_blocks, self.downsamples, strict=True):
+        for block, down, keep in zip(self.down_blocks, self.downsamples, self.skips, strict=True):
             x = block(x)
-            skips.append(x)  # [B, C_i, H / 2^i, W / 2^i]
+            if keep:
+                skips.append(x)  # [B, C_i, H / 2^i, W / 2^i]
             x = down(x)
         return [*skips, self.mid_block(x)]
 
     def decode(self, latent: Latent, model_input: Tensor, mask: Tensor) -> Tensor:
+        if len(latent) != sum(self.skips) + 1:
+            raise ValueError(f"{self.config['name']} decodes {sum(self.skips)} skips and the bottleneck, "
+                             f"got {len(latent)} feature maps")
         *skips, x = latent
-        for up, block, skip in zip(self.upsamples, self.up_blocks, reversed(skips), strict=True):
+        for level, up, block in zip(reversed(range(self.levels)), self.upsamples, self.up_blocks, strict=True):
             x = up(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-            x = block(torch.cat([x, skip], dim=1))
+            if self.skips[level]:
+                x = torch.cat([x, skips.pop()], dim=1)  # the deepest remaining skip: this level's
+            x = block(x)
         return torch.sigmoid(self.head(x))
 
     def forward(self, model_input: Tensor, mask: Tensor) -> Tensor:
@@ -109,6 +129,13 @@ def unet_tiny(channels: Sequence[int] = (8, 16), name: str = "unet_tiny") -> UNe
 def unet_small(channels: Sequence[int] = (16, 32, 64), name: str = "unet_small") -> UNet:
     """Three levels, 16/32/64 channels (0.18 M parameters): the CPU demo model."""
     return UNet(channels, name=name)
+
+
+@MODELS.register()
+def unet_small_noskip0(channels: Sequence[int] = (16, 32, 64), skips: Sequence[bool] = (False, True),
+                       name: str = "unet_small_noskip0") -> UNet:
+    """`unet_small` without the full-resolution skip: the decoder sees half-resolution features and deeper."""
+    return UNet(channels, name=name, skips=skips)
 
 
 @MODELS.register()
