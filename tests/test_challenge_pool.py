@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from imgunlearn.challenge.pool import (
     shard_indices,
     write_member,
 )
+from imgunlearn.challenge.pool import runner as runner_lib
+from imgunlearn.challenge.pool import store as store_lib
 
 NUM_CLASSES = 4
 
@@ -194,7 +197,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
         handle.write(b"PK\x03\x04 half an archive")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pool_lib.np, "savez", broken_savez)
+    monkeypatch.setattr(store_lib.np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         write_member(target, np.zeros(3), {"input_hash": "h"})
     assert list(tmp_path.iterdir()) == []
@@ -236,7 +239,19 @@ def test_mixed_inputs_are_refused(tmp_path, original):
         load_members(directory, [0, 1])
 
 
+def raw_members(directory: Path, indices) -> dict[str, np.ndarray]:
+    """Member files read with NumPy alone: confidences `[N, |S|]` and the accuracy columns."""
+    rows = []
+    for k in indices:
+        with np.load(directory / f"model_{k:05d}.npz") as archive:
+            rows.append((archive["confidences"], json.loads(str(archive["meta"]))))
+    return {"conf": np.stack([c for c, _ in rows]),
+            **{key: np.array([m[key] for _, m in rows]) for key in ("retain_acc", "test_acc", "forget_acc")}}
+
+
 def test_score_json_and_report(tmp_path, original):
+    from challenge_oracle import oracle_epsilons, oracle_forget_score_from_epsilons
+
     counter = Counter(make_data())
     run(tmp_path, counter, original, n_models=4)
     run(tmp_path, counter, original, method="retrain", n_models=4)
@@ -244,28 +259,35 @@ def test_score_json_and_report(tmp_path, original):
     scores = score_pool(tmp_path)
     assert set(scores) == {"tiny-finetune", "original", "retrain"}
 
-    from imgunlearn.challenge.scoring import final_score, forget_score_from_epsilons
-
+    # every row against the raw confidence arrays, scored by the spec's direct transcription
+    cache = next((tmp_path / "cache").glob("retrained-*"))
+    retrained = raw_members(cache, range(4))
+    with np.load(tmp_path / "original.npz") as archive:
+        original_conf = np.tile(archive["confidences"], (4, 1))
+        original_meta = json.loads(str(archive["meta"]))
+    unlearned = {"tiny-finetune": raw_members(tmp_path / "methods" / "tiny-finetune", range(4)),
+                 "retrain": raw_members(cache, range(4, 8)),
+                 "original": {"conf": original_conf, **{k: np.full(4, original_meta[k])
+                                                         for k in ("retain_acc", "test_acc", "forget_acc")}}}
     for name, score in scores.items():
         on_disk = json.loads((tmp_path / "methods" / pool_lib.method_slug(name) / "score.json").read_text())
         assert on_disk == json.loads(json.dumps(score))
-        for key in ("forget_score", "final_score", "n_models", "retain_acc", "test_acc", "forget_acc",
-                    "time_ratio", "passes_time_cutoff", "epsilons"):
-            assert key in on_disk, (name, key)
+        eps = oracle_epsilons(unlearned[name]["conf"], retrained["conf"])
+        np.testing.assert_allclose(on_disk["epsilons"], eps, atol=1e-4)
+        forget = oracle_forget_score_from_epsilons(eps, 4)
+        assert on_disk["forget_score"] == pytest.approx(forget)
+        ratio = {key: unlearned[name][key].mean() / retrained[key].mean() for key in ("retain_acc", "test_acc")}
+        assert on_disk["final_score"] == pytest.approx(forget * ratio["retain_acc"] * ratio["test_acc"])
+        for key in ("retain_acc", "test_acc", "forget_acc"):
+            assert on_disk[key] == pytest.approx({"unlearned": 100 * unlearned[name][key].mean(),
+                                                  "retrained": 100 * retrained[key].mean()})
         assert on_disk["n_models"] == 4 and len(on_disk["epsilons"]) == 10
-        assert on_disk["forget_score"] == forget_score_from_epsilons(np.array(on_disk["epsilons"]), 4)
-        accs = [on_disk[k][side] for k in ("retain_acc", "test_acc") for side in ("unlearned", "retrained")]
-        assert on_disk["final_score"] == pytest.approx(final_score(on_disk["forget_score"], accs[0], accs[1],
-                                                                   accs[2], accs[3]))
         assert on_disk["passes_time_cutoff"] == (on_disk["time_ratio"] <= 0.2)
 
     original_row = scores["original"]
     assert set(original_row["epsilons"]) == {50.0} and original_row["forget_score"] == 0.0
     assert original_row["time_ratio"] == 0.0 and original_row["passes_time_cutoff"]
     assert scores["retrain"]["time_ratio"] > 0.2  # retraining is no unlearning shortcut
-    unlearned, retrained = load_pool(tmp_path, "tiny-finetune")
-    assert scores["tiny-finetune"]["retain_acc"]["unlearned"] == pytest.approx(100 * unlearned.retain_acc.mean())
-    assert scores["tiny-finetune"]["unlearn_time"] == pytest.approx(unlearned.wall_time.mean())
 
     summary = json.loads((tmp_path / "score.json").read_text())
     assert set(summary["methods"]) == set(scores)
@@ -275,6 +297,88 @@ def test_score_json_and_report(tmp_path, original):
     for image in ("epsilon_tiny-finetune.png", "confidences_retrain.png", "epsilon_original.png"):
         assert f"report/{image}" in report
         assert (tmp_path / "report" / image).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_members_store_the_fixed_retain_and_test_sample(tmp_path, original):
+    data = make_data()
+    run(tmp_path, Counter(data), original, n_models=2)
+    manifest = json.loads((tmp_path / "pool.json").read_text())
+    assert manifest["samples"] == pool_lib.sample_indices(data, 0)
+    assert sorted(manifest["samples"]["retain"]) == manifest["samples"]["retain"]
+    assert len(manifest["samples"]["retain"]) == len(data.retain)  # fewer than 256: all of them
+    assert pool_lib.sample_indices(data, 0, size=5)["test"] != pool_lib.sample_indices(data, 1, size=5)["test"]
+    path = member_path(tmp_path / "methods" / "tiny-finetune", 1)
+    confidences, meta, samples = read_member(path, with_samples=True)
+    assert set(samples) == {"retain", "test"} and samples["test"].shape == (len(data.test),)
+    assert meta["device"] == "cpu" and meta["code"] == pool_lib.code_digest()
+    # the stored sample confidences are the model's own: recompute from a net rebuilt the same way
+    from imgunlearn.challenge.scoring import logit_scaled_confidence
+
+    counter = Counter(data)
+    net = copy.deepcopy(original)
+    seed = pool_lib.derive_seed(0, "unlearned", 1)
+    with pool_lib.seeded(seed, deterministic=True):
+        counter.unlearning(net, *data.unlearning_loaders(seed))
+    with torch.no_grad():
+        images = torch.stack([data.test[i]["image"] for i in manifest["samples"]["test"]])
+        labels = np.array([int(data.test[i]["age_group"]) for i in manifest["samples"]["test"]])
+        expected = logit_scaled_confidence(net.eval()(images).double().numpy(), labels)
+    np.testing.assert_allclose(samples["test"], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_truncated_member_is_named_when_scoring(tmp_path, original):
+    run(tmp_path, Counter(make_data()), original, n_models=2)
+    path = member_path(tmp_path / "methods" / "tiny-finetune", 1)
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError, match=r"model_00001\.npz is unreadable \(truncated or corrupt"):
+        score_pool(tmp_path, report=False)
+
+
+def test_changed_code_starts_new_members_and_score_names_the_mix(tmp_path, original, monkeypatch):
+    counter = Counter(make_data())
+    run(tmp_path, counter, original, n_models=2, method_name="a")
+    monkeypatch.setattr(runner_lib, "code_digest", lambda: "9.9.9+other")
+    with pytest.raises(ValueError, match=r"method 'a' .* other inputs \(code .* now 9\.9\.9\+other"):
+        run(tmp_path, counter, original, n_models=2, method_name="a")
+    run(tmp_path, counter, original, n_models=2, method_name="b")  # new code: new retrained members too
+    assert counter.retrain_calls == 4 and len(list((tmp_path / "cache").glob("retrained-*"))) == 2
+    with pytest.raises(ValueError, match=r"'a' .* cannot be scored: .* made by imgunlearn code .* by 9\.9\.9\+other"):
+        score_pool(tmp_path, ["a"], report=False)
+    assert score_pool(tmp_path, ["b"], report=False)["b"]["code"] == "9.9.9+other"
+    run(tmp_path, counter, original, n_models=2, method_name="a", overwrite=True)  # replaces a's members
+    assert counter.unlearn_calls == 6
+    assert score_pool(tmp_path, ["a"], report=False)["a"]["code"] == "9.9.9+other"
+
+
+def test_member_hash_covers_a_user_module_file(tmp_path):
+    module = tmp_path / "user_method.py"
+    module.write_text("SCALE = 1.0\n\ndef helper(x):\n    return x * SCALE\n\n"
+                      "def unlearning(net, retain, forget, val):\n    return helper(net)\n")
+    from imgunlearn.challenge.methods import resolve_unlearning
+
+    first = pool_lib.hash_callable(resolve_unlearning(f"{module}:unlearning"))
+    module.write_text(module.read_text().replace("SCALE = 1.0", "SCALE = 2.0"))  # a global, not the function
+    second = pool_lib.hash_callable(resolve_unlearning(f"{module}:unlearning"))
+    assert first != second
+    assert pool_lib.hash_callable(resolve_unlearning(f"{module}:unlearning")) == second
+
+
+def test_unlearning_returning_another_architecture_is_refused(tmp_path, original):
+    def wider(net, retain_loader, forget_loader, val_loader):
+        return nn.Sequential(nn.Flatten(), nn.Linear(48, NUM_CLASSES + 1))
+
+    with pytest.raises(ValueError, match=r"does not have the original's architecture .*1\.weight \(5, 48\) "
+                                         r"instead of \(4, 48\)"):
+        run(tmp_path, Counter(make_data()), original, method=wider, n_models=1)
+
+
+def test_non_finite_outputs_are_refused_with_the_model_and_split(tmp_path, original):
+    def broken(net, retain_loader, forget_loader, val_loader):
+        with torch.no_grad():
+            net[1].bias.fill_(float("nan"))
+
+    with pytest.raises(ValueError, match=r"non-finite outputs of unlearned model 0 \(seed \d+\) on retain"):
+        run(tmp_path, Counter(make_data()), original, method=broken, n_models=1)
 
 
 def test_unknown_method_in_pool_is_named(tmp_path, original):
@@ -324,7 +428,14 @@ def test_original_directory_errors(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_original(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model": "cnn_tiny"}))
+    for name in ("config.json", "metrics.json", "splits.json"):
+        (tmp_path / name).write_text(json.dumps({"model": "cnn_tiny"}))
+    with pytest.raises(ValueError, match="not a complete train-original run"):  # e.g. a failed run's leftovers
+        load_original(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"status": "failed"}))
+    with pytest.raises(ValueError, match="not a complete train-original run"):
+        load_original(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"status": "complete"}))
     with pytest.raises(ValueError, match="lacks data, epochs"):
         load_original(tmp_path)
 
@@ -335,8 +446,14 @@ def registered_methods() -> list[str]:
     return [name for name in list_methods() if name != "retrain"]
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One retrained cache for every registered method's pool (same split, recipe and code: trained once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.mark.parametrize("method", registered_methods())
-def test_registered_methods_give_reproducible_pools(tmp_path, tiny_original, method):
+def test_registered_methods_give_reproducible_pools(tmp_path, tiny_original, shared_cache, method):
     from imgunlearn.challenge.methods import resolve_unlearning
     from imgunlearn.challenge.pool_commands import load_original
 
@@ -345,7 +462,7 @@ def test_registered_methods_give_reproducible_pools(tmp_path, tiny_original, met
     runs = []
     for attempt in ("a", "b"):
         run_pool(tmp_path / attempt, original.data, original.model, retrain, {"recipe": "tiny"},
-                 resolve_unlearning(method), 2, method_name=method, cache_dir=tmp_path / "cache", progress=False)
+                 resolve_unlearning(method), 2, method_name=method, cache_dir=shared_cache, progress=False)
         runs.append(pool_files(tmp_path / attempt / "methods"))
     assert_same_results(*runs)
     members = load_members(tmp_path / "a" / "methods" / method, [0, 1])

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from imgunlearn.challenge import commands as commands_module
 from imgunlearn.challenge.commands import train_original_main, unlearn_main
 from imgunlearn.challenge.data import FaceAgeDataset, make_loaders, split_faces
 from imgunlearn.challenge.mia import loss_mia_accuracy, svc_mia_efficacy
@@ -99,12 +100,12 @@ def test_svc_mia_efficacy():
 
 def test_cli_train_original_and_unlearn(tmp_path):
     original = tmp_path / "original"
-    code = train_original_main(["--synthetic", "--num-people", "30", "--images-per-person", "2", "6",
+    code = train_original_main(["--synthetic", "--num-people", "30", "--images_per_person", "[2, 6]",
                                 "--forget-people", "3", "--model", "cnn_tiny", "--epochs", "1", "--lr", "1e-3",
                                 "--out", str(original)])
     assert code == 0
     for name in ("model/config.json", "model/model.safetensors", "splits.json", "splits.csv", "metrics.json",
-                 "config.json"):
+                 "config.json", "config.yaml", "run.json"):
         assert (original / name).is_file(), name
     metrics = json.loads((original / "metrics.json").read_text())
     assert {"train_acc", "forget_acc", "test_acc", "mia_loss_accuracy", "train_seconds"} <= set(metrics)
@@ -136,16 +137,84 @@ def test_cli_train_original_and_unlearn(tmp_path):
 
 
 def test_cli_argument_errors(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        train_original_main(["--synthetic", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert train_original_main(["--synthetic", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "exactly one of --data" in capsys.readouterr().err
     assert train_original_main(["--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "faces.csv" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochz: 3\n")
-    with pytest.raises(SystemExit):
-        train_original_main(["--config", str(bad), "--synthetic", "--out", str(tmp_path / "o")])
+    assert train_original_main(["--config", str(bad), "--synthetic", "--out", str(tmp_path / "o")]) == 2
     assert "epochz" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_output_safety_and_device(tmp_path, capsys, monkeypatch):
+    original = tmp_path / "original"
+    tiny = ["--synthetic", "--num_people", "24", "--images_per_person", "[3, 6]", "--forget_people", "3",
+            "--image_size", "16", "--model", "cnn_tiny", "--epochs", "1", "--device", "cpu"]
+    assert train_original_main([*tiny, "--out", str(original)]) == 0
+    before = {p.relative_to(original): p.read_bytes() for p in original.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    # unlearn into the original (or a folder holding it) is refused and the original is untouched
+    for out in (original, tmp_path):
+        assert unlearn_main(["--method", "finetune", "--original", str(original), "--out", str(out)]) == 2
+        assert "the input" in capsys.readouterr().err
+    assert {p.relative_to(original): p.read_bytes() for p in original.rglob("*") if p.is_file()} == before
+
+    # an existing run is refused without --overwrite
+    assert train_original_main([*tiny, "--out", str(original)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+
+    # a train-original that fails half-way leaves nothing that looks complete (--overwrite removed the old run
+    # first, so no new weights sit beside an old config), and no temporary directory
+    def fail(*args, **kwargs):
+        raise ValueError("too few images for the MIA step")
+
+    monkeypatch.setattr(commands_module, "mia_figures", fail)
+    assert train_original_main([*tiny, "--epochs", "2", "--out", str(original), "--overwrite"]) == 2
+    assert "too few images" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert train_original_main([*tiny, "--out", str(original)]) == 0
+    assert {p.relative_to(original): p.read_bytes() for p in original.rglob("*.safetensors")} == {
+        k: v for k, v in before.items() if k.suffix == ".safetensors"}  # same options, same weights
+
+    # a user function returning another architecture is refused before anything is saved
+    user = tmp_path / "user_fn.py"
+    user.write_text("import torch\n\ndef unlearning(net, retain, forget, val):\n"
+                    "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10))\n")
+    assert unlearn_main(["--method", f"{user}:unlearning", "--original", str(original),
+                         "--out", str(tmp_path / "wrong")]) == 2
+    assert "does not have the original's architecture" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()
+
+    # config.yaml holds the resolved options and is accepted back as --config
+    out = tmp_path / "unlearned"
+    assert unlearn_main(["--method", "finetune", "--set", "lr=0.01", "--original", str(original),
+                         "--out", str(out), "--device", "cpu"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["method"] == "finetune" and saved["hyperparameters"] == {"lr": 0.01} and saved["device"] == "cpu"
+    assert json.loads((out / "metrics.json").read_text())["device"] == "cpu"
+    assert unlearn_main(["--config", str(out / "config.yaml"), "--out", str(tmp_path / "again")]) == 0
+    first, second = load_classifier(out / "model"), load_classifier(tmp_path / "again" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(),
+                                                  strict=True))
+
+
+def test_print_config_and_methods(capsys):
+    from imgunlearn.challenge.cli import main as challenge_main
+
+    for command in ("train-original", "unlearn", "run", "score"):
+        with pytest.raises(SystemExit) as exit_info:
+            challenge_main([command, "--print_config"])
+        assert exit_info.value.code == 0
+        assert "out:" in capsys.readouterr().out or command == "score"
+    assert challenge_main(["methods"]) == 0
+    listed = capsys.readouterr().out.split()
+    from imgunlearn.challenge.methods import list_methods
+
+    assert listed == list_methods() and "finetune" in listed
 
 
 @pytest.mark.slow

@@ -10,6 +10,8 @@ SUBCOMMANDS = {
     "unlearn": "imgunlearn.challenge.commands:unlearn_main",
     "run": "imgunlearn.challenge.pool_commands:run_main",
     "score": "imgunlearn.challenge.pool_commands:score_main",
+    "tune": "imgunlearn.challenge.tune:main",
+    "methods": "imgunlearn.challenge.commands:methods_main",
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from imgunlearn.challenge.pool import ORIGINAL, RETRAIN_METHOD, TIME_CUTOFF, PoolMembers, method_slug
+from imgunlearn.challenge.pool.store import ORIGINAL, RETRAIN_METHOD, TIME_CUTOFF, PoolMembers, method_slug
 from imgunlearn.io import atomic_write_bytes
 
 REPORT_NAME = "report.md"
@@ -52,21 +52,29 @@ def _label(name: str) -> str:
     return {ORIGINAL: "original (no unlearning)", RETRAIN_METHOD: "retrain (ceiling)"}.get(name, f"`{name}`")
 
 
+def _klom(score: Mapping[str, Any], split: str) -> str:
+    entry = (score.get("klom") or {}).get(split)
+    return "–" if entry is None else f"{entry['mean']:.2f} / {entry['p95']:.2f}"
+
+
 def score_table(scores: Mapping[str, Mapping[str, Any]]) -> str:
     """Markdown table of every row: methods by final score (best first), then the two references."""
     methods = sorted((n for n in scores if n not in REFERENCE_NOTES), key=lambda n: -scores[n]["final_score"])
     order = methods + [n for n in (ORIGINAL, RETRAIN_METHOD) if n in scores]
     lines = [
         "| method | N | forget score | final score | median ε | retain acc % (U / R) | test acc % (U / R) "
-        f"| forget acc % (U / R) | time ratio | ≤ {TIME_CUTOFF} |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| forget acc % (U / R) | KLoM forget | KLoM retain | KLoM test | ToW "
+        f"| time ratio | ≤ {TIME_CUTOFF} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for name in order:
         s = scores[name]
         lines.append(
             f"| {_label(name)} | {s['n_models']} | {_fmt(s['forget_score'])} | {_fmt(s['final_score'])} "
             f"| {_fmt(s['epsilon_median'], 2)} | {_pair(s, 'retain_acc')} | {_pair(s, 'test_acc')} "
-            f"| {_pair(s, 'forget_acc')} | {_fmt(s['time_ratio'], 3)} | {'yes' if s['passes_time_cutoff'] else 'no'} |"
+            f"| {_pair(s, 'forget_acc')} | {_klom(s, 'forget')} | {_klom(s, 'retain')} | {_klom(s, 'test')} "
+            f"| {_fmt(s.get('tow', float('nan')), 3)} "
+            f"| {_fmt(s['time_ratio'], 3)} | {'yes' if s['passes_time_cutoff'] else 'no'} |"
         )
     return "\n".join(lines)
 
@@ -131,7 +139,11 @@ def write_report(
     parts += [
         "Forget score: mean points over forget examples of the per-example ε buckets; final score: forget score "
         "× retain-accuracy ratio × test-accuracy ratio (unlearned / retrained means). U = unlearned pool, "
-        f"R = retrained pool. Time ratio: mean unlearning time / mean retraining time (cutoff {TIME_CUTOFF}).",
+        f"R = retrained pool. Time ratio: mean unlearning time / mean retraining time (cutoff {TIME_CUTOFF}). "
+        "KLoM (mean / 95th percentile over examples, lower is closer to retraining): per example, the KL "
+        "divergence between the binned margins of the unlearned and the retrained models, on the forget set and "
+        "on the pool's fixed sample of retain and test examples. ToW: the product over forget, retain and test of "
+        "1 − |accuracy difference| (1 = the retrained accuracies exactly).",
         "",
     ]
     parts += [REFERENCE_NOTES[name] + "\n" for name in (ORIGINAL, RETRAIN_METHOD) if name in rows]

@@ -12,8 +12,9 @@ weight decay 5e-3), cosine annealing over the epochs, the best-validation-accura
 from __future__ import annotations
 
 import copy
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,19 +22,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 
 @contextmanager
-def seeded(seed: int, *loaders: DataLoader | None) -> Iterator[None]:
-    """Run the body with torch's global RNG seeded by `seed` and each loader's own generator re-seeded.
+def seeded(seed: int, *loaders: DataLoader | None, deterministic: bool = False) -> Iterator[None]:
+    """Run the body with Python's, NumPy's and torch's global RNGs seeded by `seed` and each loader's generator
+    re-seeded; everything is restored afterwards.
 
-    The global RNG and the loaders' generators are restored afterwards, so a seeded call gives the same
-    result however often the loaders were used before, and leaves no trace on the caller's random state.
+    A seeded call gives the same result however often the loaders were used before, and leaves no trace on the
+    caller's random state. This is the one seeding helper of the challenge track: the pool runs every member
+    inside `seeded(member_seed, deterministic=True)`, the methods run their call inside
+    `seeded(seed, *loaders)`.
+
+    Args:
+        seed: The seed (any integer; NumPy gets it modulo 2**32).
+        *loaders: Loaders whose own `generator` is re-seeded (loader `i` from `seed * 7919 + i + 1`).
+        deterministic: Also turn on torch's deterministic algorithms (warn-only) for the body.
     """
     saved = []
+    py_state, np_state = random.getstate(), np.random.get_state()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
         for i, loader in enumerate(loaders):
             generator = getattr(loader, "generator", None)
             if generator is not None:
@@ -44,6 +60,44 @@ def seeded(seed: int, *loaders: DataLoader | None) -> Iterator[None]:
         finally:
             for generator, state in saved:
                 generator.set_state(state)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
+
+
+def split_batch(batch: Any) -> tuple[Tensor, Tensor]:
+    """`(images, labels)` of a batch given as a dict `{"image", "age_group"}` or as an `(image, label)` pair."""
+    if isinstance(batch, Mapping):
+        if "image" not in batch or "age_group" not in batch:
+            raise ValueError(f"batch dict needs 'image' and 'age_group' keys, got {sorted(batch)}")
+        return batch["image"], batch["age_group"]
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        return batch[0], batch[1]
+    raise ValueError(f"cannot read images and labels from a batch of type {type(batch).__name__}")
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the device's queued work (CUDA, MPS) so that a wall-clock time measures it; no-op on CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def check_same_architecture(reference: nn.Module, model: nn.Module, what: str = "the returned network") -> None:
+    """Raise a ValueError unless `model` has the state-dict keys and tensor shapes of `reference`."""
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if expected == found:
+        return
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    reshaped = [f"{k} {found[k]} instead of {expected[k]}" for k in sorted(set(expected) & set(found))
+                if expected[k] != found[k]]
+    parts = [f"missing {', '.join(missing[:5])}" if missing else "", f"unexpected {', '.join(extra[:5])}" if extra
+             else "", f"shapes {'; '.join(reshaped[:5])}" if reshaped else ""]
+    raise ValueError(f"{what} does not have the original's architecture ({type(model).__name__} vs "
+                     f"{type(reference).__name__}): " + "; ".join(p for p in parts if p))
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -64,7 +118,7 @@ def labels_of(loader: DataLoader) -> np.ndarray:
     labels = getattr(loader.dataset, "age_group", None)
     if labels is not None:
         return np.asarray(labels, dtype=np.int64)
-    return np.concatenate([batch["age_group"].numpy() for batch in loader])
+    return np.concatenate([np.asarray(split_batch(batch)[1]) for batch in loader])
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> Tensor:
@@ -75,17 +129,29 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader) -> tuple[Tensor, Tensor]:
-    """Logits `[N, C]` and labels `[N]` over a loader, in loader order, with the model in eval mode.
+def predict(model: nn.Module, data: DataLoader | Dataset, device: str | torch.device | None = None,
+            batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    """Logits `[N, C]` (float32, CPU) and labels `[N]` (int64, CPU) of `model` in eval mode, in data order.
 
-    The model's training mode is restored afterwards.
+    The one inference helper of the challenge track (accuracies, MIA losses, pool members' confidences).
+
+    Args:
+        model: The classifier; its training mode is restored afterwards.
+        data: A loader, or a dataset read in order with `batch_size`. Batches are dicts or `(image, label)`.
+        device: Where to run; the model is moved there (in place). Default: the model's own device.
+        batch_size: Batch size when `data` is a dataset.
     """
-    was_training, device = model.training, device_of(model)
+    if device is not None:
+        model.to(device)
+    device = device_of(model)
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
+    was_training = model.training
     model.eval()
     logits, labels = [], []
     for batch in loader:
-        logits.append(model(batch["image"].to(device)).float().cpu())
-        labels.append(batch["age_group"])
+        images, targets = split_batch(batch)
+        logits.append(model(images.to(device)).float().cpu())
+        labels.append(torch.as_tensor(targets).long().cpu())
     model.train(was_training)
     if not logits:
         return torch.zeros(0, num_classes_of(model)), torch.zeros(0, dtype=torch.int64)
@@ -149,7 +215,7 @@ def train_classifier(
             model.train()
             total_loss, correct, seen = 0.0, 0, 0
             for batch in train_loader:
-                images, labels = batch["image"].to(device), batch["age_group"].to(device)
+                images, labels = (tensor.to(device) for tensor in split_batch(batch))
                 logits = model(images)
                 loss = F.cross_entropy(logits, labels, weight=weight)
                 if not torch.isfinite(loss):
