@@ -3,34 +3,49 @@
 A drone-survey model must forget the children's faces it saw. The demo generates the synthetic aerial survey
 (forget tiles carry real face crops), trains the original restoration model from scratch, unlearns the forget
 tiles with one or more methods, and evaluates original and unlearned models side by side on the training
-forget tiles and on held-out tiles of both kinds. It writes into `--out`:
+forget tiles and on held-out tiles of both kinds. Each method runs with its own defaults, which are the
+settings measured on this demo (BENCHMARKS.md). It writes into `--out`:
 
     original/, unlearned/         saved models (safetensors + config.json + task.json)
     methods/<name>/               every further method's model, when several are run
+    retrain/                      with --retrain_reference: a model trained from scratch on the retain set only
     metrics.json, metrics.csv/md  {"original": {SPLIT: {...}}, "unlearned": {SPLIT: {...}}, ...}
     grid.png, tradeoff.png        input / original / unlearned / ground truth; retain vs forget quality
     report.md, summary.md         the report, and one row per method run with its timings
-    splits.csv, task.json, data.json, demo.json
+    splits.csv, task.json, data.json, demo.json, config.yaml, run.json (written last)
+
+`--out` follows the run-directory rule of `imgunlearn.runs`: another run's results there are refused unless
+`--overwrite` (which removes them first); a failed run leaves nothing in place; `--out` may not equal or contain
+the `--original` it reuses.
 """
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import json
 import logging
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+import yaml
+from torch.utils.data import DataLoader
 
 from imgunlearn.api import load_task, pretrain, save, unlearn
+from imgunlearn.command import add_option, add_output_options, command_parser, config_dict, run_command
 from imgunlearn.data.datamodule import ForgetRetainDataModule
+from imgunlearn.data.sampling import ShuffledSampler
 from imgunlearn.evaluation import evaluate_models
-from imgunlearn.methods import METHODS
-from imgunlearn.models.base import ImageToImageModel, load_model
+from imgunlearn.io import atomic_write_text, write_json
+from imgunlearn.methods import METHODS, UnlearningModule
+from imgunlearn.models.base import ImageToImageModel, create_model, load_model
 from imgunlearn.registry import MODELS
+from imgunlearn.runs import open_run
+from imgunlearn.training import Pretrainer
 
 SPLITS = ("forget_train", "forget_holdout", "retain_holdout")
 
@@ -39,34 +54,56 @@ TASK_ARGS = {"noise_std": 0.1, "downsample": 1}
 facial detail that no small model restores on unseen faces (face-box PSNR stays near the input's), so the
 original would barely outperform its own input there."""
 
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "noisy_label": {"lr": 3e-4, "region": "box", "forget_target": "flat", "forget_alpha": 2.0, "retain_alpha": 16.0},
-    "encoder_teacher": {"lr": 1e-3, "warmup_steps": 25, "betas": (0.9, 0.95), "weight_decay": 0.05, "region": "box",
-                        "forget_target": "normal"},
-    "max_loss": {"lr": 3e-4, "region": "box", "forget_bound": 0.1, "retain_alpha": 8.0},
-    "retain_label": {"lr": 3e-4, "region": "box", "retain_alpha": 8.0},
-    "random_encoder": {"lr": 1e-3, "region": "box"},
-    "finetune": {"lr": 3e-4},
-}
-"""Settings the demo uses per method (the methods' own defaults fill the rest)."""
+NOT_SETTINGS = ("self", "model", "task", "args", "kwargs")
 
 
-def method_args(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {**METHOD_DEFAULTS.get(name, {}), **(overrides or {})}
+def method_settings(name: str) -> dict[str, Any]:
+    """The settings a registered method runs with when given none: its constructor defaults.
+
+    Each class's own keyword defaults win over its base classes' (a method states the values measured for it).
+    """
+    settings: dict[str, Any] = {}
+    for cls in METHODS.get(name).__mro__:
+        if not (isinstance(cls, type) and issubclass(cls, UnlearningModule)):
+            continue
+        for param in inspect.signature(cls.__init__).parameters.values():
+            if param.name not in NOT_SETTINGS and param.default is not inspect.Parameter.empty:
+                settings.setdefault(param.name, param.default)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
 
 
 def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_label",), model: str = "unet_small",
              size: int = 64, seed: int = 0, num_forget: int = 200, num_retain: int = 800, num_holdout: int = 100,
              pretrain_steps: int = 1800, unlearn_steps: int = 300, batch_size: int = 16, original: str | None = None,
-             accelerator: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Run the demo; returns the metrics written to `out/metrics.json`."""
+             accelerator: str = "cpu", progress: bool = True, overwrite: bool = False, retrain_reference: bool = False,
+             config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run the demo into `out` (see the module docstring); returns the metrics written to `out/metrics.json`.
+
+    Args:
+        overwrite: Replace another run's results in `out` (removed first).
+        retrain_reference: Also train a model from scratch on the retain set only (same recipe and steps) and
+            evaluate it as the `retrain` row.
+        config: The resolved command-line configuration, saved as `config.yaml` (default: these arguments).
+    """
     for name in methods:
         METHODS.get(name)  # unknown names fail before any work
     if model not in MODELS and f"{model}_small" in MODELS:
         model = f"{model}_small"  # a family name stands for its CPU-sized variant
     MODELS.get(model)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if config is None:
+        config = {"out": str(out), "method": ",".join(methods), "model": model, "size": size, "seed": seed,
+                  "num_forget": num_forget, "num_retain": num_retain, "num_holdout": num_holdout,
+                  "pretrain_steps": pretrain_steps, "unlearn_steps": unlearn_steps, "batch_size": batch_size,
+                  "original": original, "accelerator": accelerator, "retrain_reference": retrain_reference}
+    with open_run(out, command="demo", config=config, overwrite=overwrite, inputs=[original]) as run:
+        atomic_write_text(run.work / "config.yaml", yaml.safe_dump(dict(config), sort_keys=False))
+        return _demo(run.work, methods, model, size, seed, num_forget, num_retain, num_holdout, pretrain_steps,
+                     unlearn_steps, batch_size, original, accelerator, progress, retrain_reference)
+
+
+def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int, num_forget: int, num_retain: int,
+          num_holdout: int, pretrain_steps: int, unlearn_steps: int, batch_size: int, original: str | None,
+          accelerator: str, progress: bool, retrain_reference: bool) -> dict[str, Any]:
     torch.manual_seed(seed)
     timings: dict[str, float] = {}
 
@@ -90,13 +127,20 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
     for i, name in enumerate(methods):
         start = time.perf_counter()
         unlearned[name] = unlearn(original_model, data, method=name, max_steps=unlearn_steps, accelerator=accelerator,
-                                  progress=progress, seed=seed, **method_args(name))
+                                  progress=progress, seed=seed)
         timings[f"unlearn_{name}_s"] = time.perf_counter() - start
         save(unlearned[name], out / ("unlearned" if i == 0 else f"methods/{name}"), data.task)
 
-    start = time.perf_counter()
     rows = {"original": original_model, "unlearned": unlearned[methods[0]]}
     rows.update({name: m for name, m in unlearned.items() if name != methods[0]})
+    if retrain_reference:
+        start = time.perf_counter()
+        rows["retrain"] = retrain_on_retain_set(original_model.config, data, pretrain_steps, seed, accelerator,
+                                                progress)
+        timings["retrain_s"] = time.perf_counter() - start
+        save(rows["retrain"], out / "retrain", data.task)
+
+    start = time.perf_counter()
     info = {"task": data.task.to_config(), "methods": list(methods), "model": model, "seed": seed}
     results = evaluate_models(rows, {split: data.split_dataset(split) for split in SPLITS}, output_dir=out,
                               info=info, progress=progress)
@@ -104,10 +148,27 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
 
     summary = {"methods": list(methods), "model": model, "size": size, "seed": seed,
                "pretrain_steps": pretrain_steps, "unlearn_steps": unlearn_steps, "batch_size": batch_size,
-               "method_args": {name: method_args(name) for name in methods}, "timings": timings}
-    (out / "demo.json").write_text(json.dumps(summary, indent=2))
-    (out / "summary.md").write_text(summary_table(results, methods, timings))
+               "retrain_reference": retrain_reference,
+               "method_args": {name: {**method_settings(name), "seed": seed} for name in methods}, "timings": timings}
+    write_json(out / "demo.json", summary)
+    atomic_write_text(out / "summary.md", summary_table(results, methods, timings))
     return results
+
+
+def retrain_on_retain_set(model_config: Mapping[str, Any], data: ForgetRetainDataModule, steps: int, seed: int,
+                          accelerator: str = "cpu", progress: bool = True) -> ImageToImageModel:
+    """A model of the original's architecture trained from scratch on the retain set only, with the original's
+    recipe (`pretrain`'s optimiser, schedule and batch size) and number of steps: what never seeing the forget
+    set gives."""
+    arguments = dict(model_config)
+    torch.manual_seed(seed)
+    module = Pretrainer(create_model(arguments.pop("name"), **arguments))
+    retain = data.split_dataset("retain_train", fixed=False)
+    loader = DataLoader(retain, batch_size=data.hparams.batch_size, sampler=ShuffledSampler(len(retain), seed=seed))
+    trainer = L.Trainer(max_steps=steps, max_epochs=-1, accelerator=accelerator, devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=loader)
+    return module.model.eval()
 
 
 def reuse_original(directory: Path, task: Any) -> tuple[ImageToImageModel, float]:
@@ -123,50 +184,70 @@ def reuse_original(directory: Path, task: Any) -> tuple[ImageToImageModel, float
 def summary_table(results: dict[str, Any], methods: tuple[str, ...], timings: dict[str, float]) -> str:
     """One markdown row per method run: held-out forget and retain figures against the original."""
     orig = results["original"]
+
+    def row(label: str, values: dict[str, Any], seconds: float | None) -> str:
+        f, r = values["forget_holdout"], values["retain_holdout"]
+        time_cells = "| |" if seconds is None else f"| {seconds:.0f} | {seconds / timings['pretrain_s']:.0%} |"
+        return (f"| {label} | {f['face_psnr']:.2f} | {f['face_psnr'] - orig['forget_holdout']['face_psnr']:+.2f} | "
+                f"{f['face_detect_rate']:.1%} | {r['psnr']:.2f} | {r['psnr'] - orig['retain_holdout']['psnr']:+.2f} | "
+                f"{r['face_detect_rate']:.1%} {time_cells}")
+
     lines = ["| method | face-box PSNR (dB) | Δ | faces detected | retain PSNR (dB) | Δ | retain false detections "
              "| unlearn s | share of pretraining |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines.append(f"| original | {orig['forget_holdout']['face_psnr']:.2f} | | "
                  f"{orig['forget_holdout']['face_detect_rate']:.1%} | {orig['retain_holdout']['psnr']:.2f} | | "
                  f"{orig['retain_holdout']['face_detect_rate']:.1%} | | |")
+    if "retrain" in results:
+        lines.append(row("retrain (retain set only)", results["retrain"], None))
     for i, name in enumerate(methods):
-        row = results["unlearned" if i == 0 else name]
-        f, r = row["forget_holdout"], row["retain_holdout"]
-        seconds = timings[f"unlearn_{name}_s"]
-        lines.append(f"| {name} | {f['face_psnr']:.2f} | {f['face_psnr'] - orig['forget_holdout']['face_psnr']:+.2f} | "
-                     f"{f['face_detect_rate']:.1%} | {r['psnr']:.2f} | {r['psnr'] - orig['retain_holdout']['psnr']:+.2f} | "
-                     f"{r['face_detect_rate']:.1%} | {seconds:.0f} | {seconds / timings['pretrain_s']:.0%} |")
+        lines.append(row(name, results["unlearned" if i == 0 else name], timings[f"unlearn_{name}_s"]))
     return "\n".join(lines) + "\n"
 
 
+def build_parser():
+    """The demo's options (jsonargparse: `--config`, `--print_config`, dashed aliases)."""
+    parser = command_parser("imgunlearn demo", __doc__.split("\n\n")[1])
+    add_output_options(parser, required=False, help="output directory (default: runs/demo)")
+    parser.set_defaults(out="runs/demo")
+    add_option(parser, "method", type=str, default="noisy_label",
+               help=f"method, or several separated by commas; known: {', '.join(METHODS.list())}")
+    add_option(parser, "model", type=str, default="unet_small",
+               help="registered model or family (unet, vqgan, mae, diffusion = its _small variant) to pretrain")
+    add_option(parser, "size", type=int, default=64, help="tile side in pixels")
+    add_option(parser, "seed", type=int, default=0)
+    add_option(parser, "num_forget", type=int, default=200)
+    add_option(parser, "num_retain", type=int, default=800)
+    add_option(parser, "num_holdout", type=int, default=100, help="held-out tiles of each kind")
+    add_option(parser, "pretrain_steps", type=int, default=1800)
+    add_option(parser, "unlearn_steps", type=int, default=300)
+    add_option(parser, "batch_size", type=int, default=16)
+    add_option(parser, "original", type=str | None, default=None,
+               help="reuse a saved original model directory instead of pretraining")
+    add_option(parser, "retrain_reference", action="store_true",
+               help="also train a model from scratch on the retain set only (same recipe and steps) as a "
+                    "'retrain' row")
+    add_option(parser, "accelerator", type=str, default="cpu")
+    add_option(parser, "no_progress", action="store_true", help="hide progress bars")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imgunlearn demo", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    parser.add_argument("--method", default="noisy_label",
-                        help=f"method, or several separated by commas; known: {', '.join(METHODS.list())}")
-    parser.add_argument("--model", default="unet_small",
-                        help="registered model or family (unet, vqgan, mae, diffusion = its _small variant) to pretrain")
-    parser.add_argument("--size", type=int, default=64, help="tile side in pixels (default: 64)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-forget", type=int, default=200)
-    parser.add_argument("--num-retain", type=int, default=800)
-    parser.add_argument("--num-holdout", type=int, default=100, help="held-out tiles of each kind")
-    parser.add_argument("--pretrain-steps", type=int, default=1800)
-    parser.add_argument("--unlearn-steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--original", help="reuse a saved original model directory instead of pretraining")
-    parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no accelerator banner per training run
-    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # the frozen reference, by design
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=DeprecationWarning)  # inside Lightning
-    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
-    if not methods:
-        parser.error(f"--method names no method: {args.method!r}")
-    run_demo(args.out, methods, args.model, args.size, args.seed, args.num_forget, args.num_retain, args.num_holdout,
-             args.pretrain_steps, args.unlearn_steps, args.batch_size, args.original, args.accelerator,
-             not args.no_progress)
-    print(Path(args.out, "summary.md").read_text())
-    print(f"wrote {args.out}/metrics.json, {args.out}/grid.png and {args.out}/report.md")
-    return 0
+    parser = build_parser()
+
+    def demo(cfg: Any) -> int:
+        methods = tuple(m.strip() for m in cfg.method.split(",") if m.strip())
+        if not methods:
+            raise ValueError(f"--method names no method: {cfg.method!r}")
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no accelerator banner per training run
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # the frozen reference
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=DeprecationWarning)  # inside Lightning
+        config = {k: v for k, v in config_dict(parser, cfg).items() if k not in ("overwrite", "no_progress")}
+        run_demo(cfg.out, methods, cfg.model, cfg.size, cfg.seed, cfg.num_forget, cfg.num_retain, cfg.num_holdout,
+                 cfg.pretrain_steps, cfg.unlearn_steps, cfg.batch_size, cfg.original, cfg.accelerator,
+                 not cfg.no_progress, overwrite=cfg.overwrite, retrain_reference=cfg.retrain_reference, config=config)
+        print(Path(cfg.out, "summary.md").read_text())
+        print(f"wrote {cfg.out}/metrics.json, {cfg.out}/grid.png and {cfg.out}/report.md")
+        return 0
+
+    return run_command("demo", parser, argv, demo)

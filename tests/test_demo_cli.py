@@ -5,49 +5,112 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import imgunlearn
 from imgunlearn.api import load_task, save
 from imgunlearn.cli import main
 from imgunlearn.data.tasks import make_task
 from imgunlearn.models import create_model
+from imgunlearn.runs import read_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = ["--size", "16", "--num-forget", "6", "--num-retain", "8", "--num-holdout", "4", "--model", "unet_tiny",
         "--pretrain-steps", "3", "--unlearn-steps", "2", "--batch-size", "4", "--no-progress"]
 
 
-def test_demo_writes_models_metrics_and_grid(tmp_path):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--method", "noisy_label,encoder_teacher", *TINY]) == 0
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--out", str(out), "--method", "noisy_label,encoder_teacher", "--retrain_reference",
+                 *TINY]) == 0
+    return out
+
+
+def test_demo_writes_models_metrics_and_grid(demo_run, tmp_path):
+    out = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
-    for row in ("original", "unlearned", "encoder_teacher"):
+    for row in ("original", "unlearned", "encoder_teacher", "retrain"):
         for split in ("forget_train", "forget_holdout", "retain_holdout"):
             assert {"psnr", "ssim", "mse", "face_detect_rate"} <= set(metrics[row][split])
         assert "face_psnr" in metrics[row]["forget_holdout"]
     assert (out / "grid.png").stat().st_size > 1000
     summary = (out / "summary.md").read_text()
-    assert "| noisy_label |" in summary and "| encoder_teacher |" in summary
+    assert "| noisy_label |" in summary and "| encoder_teacher |" in summary and "| retrain (retain set only) |" in summary
     original, unlearned = imgunlearn.load_model(out / "original"), imgunlearn.load_model(out / "unlearned")
     assert not all(torch.equal(a, b) for a, b in zip(original.parameters(), unlearned.parameters(), strict=True))
+    retrained = imgunlearn.load_model(out / "retrain")
+    assert retrained.config == original.config
+    assert not any(torch.equal(a, b) for a, b in zip(original.parameters(), retrained.parameters(), strict=True))
     task = load_task(out / "unlearned")
     image = torch.rand(2, 3, 16, 16)
     model_input, mask = task(image, torch.Generator().manual_seed(0))
     assert unlearned(model_input, mask).shape == (2, 3, 16, 16)
     demo = json.loads((out / "demo.json").read_text())
     assert demo["timings"]["pretrain_s"] > 0 and demo["methods"] == ["noisy_label", "encoder_teacher"]
+    assert demo["timings"]["retrain_s"] > 0 and demo["retrain_reference"] is True
+    assert demo["method_args"]["noisy_label"]["forget_target"] == "flat"  # the class's own (measured) defaults
+    assert read_run(out)["status"] == "complete" and read_run(out)["command"] == "demo"
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["num_forget"] == 6 and config["method"] == "noisy_label,encoder_teacher"
 
-    # a second run reuses the saved original instead of pretraining again
+    # a second run reuses the saved original instead of pretraining again; config.yaml composes with --config
     again = tmp_path / "again"
-    assert main(["demo", "--out", str(again), "--method", "finetune", "--original", str(out / "original"), *TINY]) == 0
+    assert main(["demo", "--config", str(out / "config.yaml"), "--out", str(again), "--method", "finetune",
+                 "--original", str(out / "original"), "--no-progress"]) == 0
     reused = imgunlearn.load_model(again / "original")
     assert all(torch.equal(a, b) for a, b in zip(original.parameters(), reused.parameters(), strict=True))
     assert json.loads((again / "demo.json").read_text())["timings"]["pretrain_s"] == demo["timings"]["pretrain_s"]
+    assert "retrain" in json.loads((again / "metrics.json").read_text())  # asked for in the composed config.yaml
+
+
+def test_evaluate_reproduces_the_demos_face_box_psnr(demo_run, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--reference-ckpt", str(demo_run / "original"), "--ckpt",
+                 f"unlearned={demo_run / 'unlearned'}", "--data", "synthetic", "--task", "restore", "--out", str(out),
+                 "--quiet"]) == 0
+    demo, evaluated = (json.loads((d / "metrics.json").read_text()) for d in (demo_run, out))
+    for row in ("original", "unlearned"):
+        for split in ("forget_train", "forget_holdout", "retain_holdout"):
+            for key in ("face_psnr", "psnr"):
+                if key in demo[row][split]:
+                    assert evaluated[row][split][key] == pytest.approx(demo[row][split][key], abs=1e-9), (row, split)
+
+
+def test_demo_output_directory_rule(demo_run, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--method", "finetune", *TINY]) == 0
+    stale = out / "methods" / "noisy_label"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text("{}")
+    first = (out / "metrics.json").read_text()
+    assert "retrain" not in json.loads(first)  # the retrain reference only when asked
+    capsys.readouterr()
+
+    assert main(["demo", "--out", str(out), "--method", "finetune", *TINY]) == 2  # refused, untouched
+    err = capsys.readouterr().err
+    assert "already holds a complete run of `imgunlearn demo`" in err and "--overwrite" in err
+    assert stale.is_dir() and (out / "metrics.json").read_text() == first
+
+    assert main(["demo", "--out", str(out), "--method", "finetune", "--overwrite", *TINY]) == 0
+    assert not stale.exists() and read_run(out)["status"] == "complete"
+
+    # a rerun that fails (here: an original trained for another task) leaves nothing that looks complete
+    other_task = tmp_path / "other_original"
+    save(create_model("unet_tiny"), other_task, make_task("inpaint", ratio=0.25))
+    assert main(["demo", "--out", str(out), "--overwrite", "--original", str(other_task), *TINY]) == 2
+    assert "was trained for task" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".demo.*"))
+
+    # --out may not be or contain the original it reuses
+    assert main(["demo", "--out", str(demo_run), "--overwrite", "--original", str(demo_run / "original"), *TINY]) == 2
+    assert "contains the input" in capsys.readouterr().err
+    assert (demo_run / "original" / "config.json").is_file()
 
 
 def test_demo_rejects_unknown_method_before_any_work(tmp_path, capsys):
-    with pytest.raises(ValueError, match="unknown method 'forget_all'"):
-        main(["demo", "--out", str(tmp_path / "x"), "--method", "forget_all", *TINY])
+    assert main(["demo", "--out", str(tmp_path / "x"), "--method", "forget_all", *TINY]) == 2
+    assert "unknown method 'forget_all'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
