@@ -31,6 +31,7 @@ _EXPORTS = {
     "list_models": "imgunlearn.models.base",
     "load_model": "imgunlearn.models.base",
     "ImageToImageModel": "imgunlearn.models.base",
+    "EncoderDecoder": "imgunlearn.models.adapter",
     "list_methods": "imgunlearn.registry",
     "MODELS": "imgunlearn.registry",
     "METHODS": "imgunlearn.registry",

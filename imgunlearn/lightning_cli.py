@@ -165,7 +165,8 @@ class RunCLI(LightningCLI):
                 n = len(list(self.run_dir.glob("metrics.before-*.csv")))
                 os.replace(metrics, self.run_dir / f"metrics.before-{n}.csv")
         model = getattr(getattr(config.model, "init_args", None), "model", None)
-        inputs = [model if isinstance(model, str) else None, config.data.init_args.get("source"),
+        weights = getattr(getattr(model, "init_args", None), "weights", None)  # EncoderDecoder's trained weights
+        inputs = [model if isinstance(model, str) else weights, config.data.init_args.get("source"),
                   config.data.init_args.get("proxy_retain")]
         inputs = [p for p in inputs if isinstance(p, str) and Path(p).exists()]
         try:

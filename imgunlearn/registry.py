@@ -94,7 +94,7 @@ class Registry:
         return f"Registry({self.kind!r}, {len(self._entries)} entries loaded)"
 
 
-MODELS = Registry("model", [f"imgunlearn.models.{family}" for family in ("unet", "vqgan", "mae", "diffusion")])
+MODELS = Registry("model", [f"imgunlearn.models.{family}" for family in ("unet", "vqgan", "mae", "diffusion", "adapter")])
 METHODS = Registry("method", [f"imgunlearn.methods.{name}" for name in (
     "encoder_teacher", "noisy_label", "max_loss", "retain_label", "random_encoder", "finetune")])
 CLASSIFIERS = Registry("classifier", ["imgunlearn.challenge.models"])

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from imgunlearn.persistence import load_model_dir, save_model
+from imgunlearn.persistence import load_model_dir, read_config, save_model
 from imgunlearn.registry import MODELS
 
 Latent = Tensor | list[Tensor]
@@ -108,10 +108,30 @@ def _build(config: dict[str, Any]) -> ImageToImageModel:
     return create_model(name, **config)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> ImageToImageModel:
+def load_model(path: str | Path, map_location: str | torch.device = "cpu",
+               trust_class_path: bool = False) -> ImageToImageModel:
     """Load a saved model (a directory holding config.json and model.safetensors), built on `map_location`.
 
     The config is checked against the weights' tensor shapes before the model is built (see
     `imgunlearn.persistence`); the model is returned in eval mode.
+
+    Args:
+        path: The model directory.
+        map_location: Device to build and load on.
+        trust_class_path: Allow a config that names classes to import (a user's own model saved through
+            `imgunlearn.models.adapter.EncoderDecoder`). Importing a module runs its code and building a class
+            runs its constructor, so such a directory is refused unless you trust where it came from.
     """
+    if not trust_class_path:
+        _refuse_imports(Path(path))
     return load_model_dir(path, _build, map_location, kind="imgunlearn model")
+
+
+def _refuse_imports(path: Path) -> None:
+    config = read_config(path, "imgunlearn model")
+    name = config.get("name")
+    factory = MODELS.get(name) if isinstance(name, str) and name in MODELS else None
+    classes = getattr(factory, "imported_classes", None)
+    if classes is not None:
+        raise ValueError(f"{path / 'config.json'} names classes to import ({', '.join(classes(config))}); load it "
+                         "with load_model(path, trust_class_path=True) only if you trust this directory")
