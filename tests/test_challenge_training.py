@@ -217,6 +217,19 @@ def test_print_config_and_methods(capsys):
     assert listed == list_methods() and "finetune" in listed
 
 
+def test_retrain_method_starts_from_the_recipe_initialisation(loaders, monkeypatch):
+    from imgunlearn.challenge.methods import retrain as retrain_module
+
+    monkeypatch.setattr(retrain_module, "train_classifier", lambda net, *args, **kwargs: (net, []))
+    net = create_classifier("resnet18", seed=0)  # torchvision's own init differs from each layer's reset
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(1.0)
+    retrain_module.Retrain(seed=7)(net, loaders["retain"], loaders["forget"], loaders["val"])
+    fresh = create_classifier("resnet18", seed=7)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), fresh.state_dict().values(), strict=True))
+
+
 @pytest.mark.slow
 def test_original_remembers_forget_people_a_retrained_model_does_not():
     dataset = FaceAgeDataset.from_faces(generate_faces(120, images_per_person=(4, 12), seed=0))

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from imgunlearn.challenge.methods.base import CLASSIFIER_METHODS, ClassifierUnlearning, check_positive, reinitialize
+from imgunlearn.challenge.models import create_classifier
 from imgunlearn.challenge.training import train_classifier
 
 
@@ -39,7 +40,11 @@ class Retrain(ClassifierUnlearning):
 
     def unlearn(self, net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,
                 val_loader: DataLoader | None) -> None:
-        reinitialize(net, self.run_seed)
+        config = getattr(net, "config", None)
+        if isinstance(config, dict) and "name" in config:  # the pool recipe's own initialisation, as retraining
+            net.load_state_dict(create_classifier(**config, seed=self.run_seed).state_dict())
+        else:  # a network not built by create_classifier: each layer's own reset
+            reinitialize(net, self.run_seed)
         train_classifier(net, retain_loader, val_loader, epochs=self.epochs, lr=self.lr,
                          weight_decay=self.weight_decay, class_weights="balanced" if self.class_weighted else None,
                          keep_best=self.keep_best, seed=self.run_seed)
