@@ -120,15 +120,17 @@ class UNet(ImageToImageModel):
 
 
 @MODELS.register()
-def unet_tiny(channels: Sequence[int] = (8, 16), name: str = "unet_tiny") -> UNet:
+def unet_tiny(channels: Sequence[int] = (8, 16), name: str = "unet_tiny",
+              skips: Sequence[bool] | None = None) -> UNet:
     """Two levels, 8/16 channels: for tests."""
-    return UNet(channels, name=name)
+    return UNet(channels, name=name, skips=skips)
 
 
 @MODELS.register()
-def unet_small(channels: Sequence[int] = (16, 32, 64), name: str = "unet_small") -> UNet:
+def unet_small(channels: Sequence[int] = (16, 32, 64), name: str = "unet_small",
+               skips: Sequence[bool] | None = None) -> UNet:
     """Three levels, 16/32/64 channels (0.18 M parameters): the CPU demo model."""
-    return UNet(channels, name=name)
+    return UNet(channels, name=name, skips=skips)
 
 
 @MODELS.register()
@@ -139,6 +141,7 @@ def unet_small_noskip0(channels: Sequence[int] = (16, 32, 64), skips: Sequence[b
 
 
 @MODELS.register()
-def unet_base(channels: Sequence[int] = (64, 128, 256, 512), name: str = "unet_base") -> UNet:
+def unet_base(channels: Sequence[int] = (64, 128, 256, 512), name: str = "unet_base",
+              skips: Sequence[bool] | None = None) -> UNet:
     """Four levels, 64-512 channels: a GPU-sized model."""
-    return UNet(channels, name=name)
+    return UNet(channels, name=name, skips=skips)
