@@ -4,8 +4,9 @@
 #   scripts/slurm_pool_array.sh METHOD ORIGINAL_DIR POOL_DIR [N_MODELS] [N_SHARDS] [CACHE_DIR]
 #
 # submits (from a login node)
-#   1. an array of N_SHARDS tasks; task i runs `imgunlearn challenge run ... --shard i/N_SHARDS`, so the
-#      shards split the pool's members exactly (member k belongs to shard k % N_SHARDS);
+#   1. an array of N_SHARDS tasks; task i runs `imgunlearn challenge run ... --shard auto`, which reads
+#      SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, so the shards split the pool's members exactly (member k
+#      belongs to shard k % N_SHARDS); with a GPU per task (#SBATCH --gres=gpu:1) set DEVICE=cuda;
 #   2. a scoring job that starts when every task has succeeded: `imgunlearn challenge score --pool POOL_DIR`.
 # A task that dies (time limit, pre-emption) loses only the model it was making: resubmitting the same array
 # skips every finished model. Run METHOD=retrain once first to build the shared reference pool, or let the
@@ -30,9 +31,9 @@ if [[ -n "$CACHE" ]]; then CACHE_ARGS=(--cache "$CACHE"); fi
 
 if [[ "${IMGUNLEARN_POOL_TASK:-}" == 1 ]]; then
   export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
-  exec "$PYTHON" -m imgunlearn.cli challenge run --method "$METHOD" --n-models "$N_MODELS" \
+  exec "$PYTHON" -m imgunlearn.cli challenge run --method "$METHOD" --n_models "$N_MODELS" \
     --original "$ORIGINAL" --out "$POOL" ${CACHE_ARGS[@]+"${CACHE_ARGS[@]}"} \
-    --shard "${SLURM_ARRAY_TASK_ID}/${N_SHARDS}" --threads "$OMP_NUM_THREADS" --no-progress
+    --shard auto --device "${DEVICE:-cpu}" --threads "$OMP_NUM_THREADS" --no_progress
 fi
 
 mkdir -p "$POOL/logs"

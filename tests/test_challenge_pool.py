@@ -244,13 +244,18 @@ def raw_members(directory: Path, indices) -> dict[str, np.ndarray]:
     rows = []
     for k in indices:
         with np.load(directory / f"model_{k:05d}.npz") as archive:
-            rows.append((archive["confidences"], json.loads(str(archive["meta"]))))
-    return {"conf": np.stack([c for c, _ in rows]),
+            rows.append(({name: archive[name] for name in ("confidences", "retain_sample", "test_sample")},
+                         json.loads(str(archive["meta"]))))
+    return {"conf": np.stack([a["confidences"] for a, _ in rows]),
+            "retain": np.stack([a["retain_sample"] for a, _ in rows]),
+            "test": np.stack([a["test_sample"] for a, _ in rows]),
             **{key: np.array([m[key] for _, m in rows]) for key in ("retain_acc", "test_acc", "forget_acc")}}
 
 
 def test_score_json_and_report(tmp_path, original):
     from challenge_oracle import oracle_epsilons, oracle_forget_score_from_epsilons
+
+    from imgunlearn.challenge.klom import klom
 
     counter = Counter(make_data())
     run(tmp_path, counter, original, n_models=4)
@@ -283,6 +288,14 @@ def test_score_json_and_report(tmp_path, original):
                                                   "retrained": 100 * retrained[key].mean()})
         assert on_disk["n_models"] == 4 and len(on_disk["epsilons"]) == 10
         assert on_disk["passes_time_cutoff"] == (on_disk["time_ratio"] <= 0.2)
+        if name != "original":  # KLoM of the stored arrays, per set; ToW of the stored accuracies
+            for split, key in (("forget", "conf"), ("retain", "retain"), ("test", "test")):
+                values = klom(unlearned[name][key], retrained[key])
+                assert on_disk["klom"][split]["mean"] == pytest.approx(values.mean())
+                assert on_disk["klom"][split]["p95"] == pytest.approx(np.percentile(values, 95))
+            assert on_disk["tow"] == pytest.approx(np.prod([
+                1 - abs(unlearned[name][key].mean() - retrained[key].mean())
+                for key in ("forget_acc", "retain_acc", "test_acc")]))
 
     original_row = scores["original"]
     assert set(original_row["epsilons"]) == {50.0} and original_row["forget_score"] == 0.0
@@ -294,6 +307,7 @@ def test_score_json_and_report(tmp_path, original):
     report = (tmp_path / "report.md").read_text()
     for label in ("`tiny-finetune`", "original (no unlearning)", "retrain (ceiling)"):
         assert f"| {label} | 4 |" in report
+    assert "| KLoM forget | KLoM retain | KLoM test | ToW |" in report
     for image in ("epsilon_tiny-finetune.png", "confidences_retrain.png", "epsilon_original.png"):
         assert f"report/{image}" in report
         assert (tmp_path / "report" / image).read_bytes()[:4] == b"\x89PNG"

@@ -1,6 +1,7 @@
 """The face age-predictor track of the NeurIPS 2023 Machine Unlearning Challenge.
 
-Scoring (`imgunlearn.challenge.scoring`) is pure NumPy over `[num_models, num_examples]` confidence arrays.
+Scoring (`imgunlearn.challenge.scoring`) works on `[num_models, num_examples]` NumPy confidence arrays (torch only
+builds one float32 threshold grid, as the official code does).
 """
 
 from imgunlearn.challenge.scoring import (

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from imgunlearn.challenge.klom import klom, tow
+from imgunlearn.challenge.klom import klom_summary as summarise_klom
 from imgunlearn.challenge.pool.data import SAMPLED_SPLITS
 from imgunlearn.challenge.pool.hashing import derive_seed
 from imgunlearn.challenge.pool.store import (
@@ -98,12 +100,10 @@ def _replicate_original(path: Path, n_models: int) -> PoolMembers:
 
 
 def klom_summary(unlearned: PoolMembers, retrained: PoolMembers) -> dict[str, dict[str, float]]:
-    """KLoM (mean and 95th percentile over examples) on the forget set and on the fixed retain / test samples."""
-    try:
-        from imgunlearn.challenge.klom import klom
-    except ModuleNotFoundError:  # pragma: no cover - until the KLoM module is in place
-        return {}
+    """KLoM (mean and 95th percentile over examples) on the forget set and on the fixed retain / test samples.
 
+    A sampled set is left out when a pool's members do not store it.
+    """
     summary = {}
     for name in KLOM_SETS:
         if name == "forget":
@@ -112,22 +112,20 @@ def klom_summary(unlearned: PoolMembers, retrained: PoolMembers) -> dict[str, di
             u, r = unlearned.samples[name], retrained.samples[name]
         else:
             continue
-        values = np.asarray(klom(u, r), dtype=np.float64)  # [n examples]
-        summary[name] = {"mean": float(values.mean()), "p95": float(np.percentile(values, 95)),
-                         "n_examples": int(values.size)}
+        if u.shape[1] == 0:
+            continue
+        values = klom(u, r)  # [n examples]
+        summary[name] = {**summarise_klom(values), "n_examples": int(values.size)}
     return summary
 
 
 def tow_score(unlearned: PoolMembers, retrained: PoolMembers) -> float:
-    """ToW of the pools' mean accuracies (fractions) on forget, retain and test."""
-    try:
-        from imgunlearn.challenge.klom import tow
-    except ModuleNotFoundError:  # pragma: no cover - until the KLoM module is in place
-        return float("nan")
-
+    """ToW of the pools' mean accuracies (fractions) on forget, retain and test (NaN if a split is empty)."""
     accuracies = [{split: float(getattr(members, f"{split}_acc").mean()) for split in ("forget", "retain", "test")}
                   for members in (unlearned, retrained)]
-    return float(tow(accuracies[0], accuracies[1]))
+    if not all(np.isfinite(value) for accs in accuracies for value in accs.values()):
+        return float("nan")
+    return tow(accuracies[0], accuracies[1])
 
 
 def score_members(unlearned: PoolMembers, retrained: PoolMembers) -> dict[str, Any]:
