@@ -364,6 +364,25 @@ def test_changed_code_starts_new_members_and_score_names_the_mix(tmp_path, origi
     assert score_pool(tmp_path, ["a"], report=False)["a"]["code"] == "9.9.9+other"
 
 
+def test_overwrite_replaces_only_other_configurations_and_keeps_the_cache(tmp_path, original):
+    counter = Counter(make_data())
+    run(tmp_path, counter, original, n_models=2)
+    other = tiny_net()
+    with pytest.raises(ValueError, match="pool of another original_hash .* pass --overwrite"):
+        run(tmp_path, counter, other, n_models=2)
+    score_pool(tmp_path, report=False)
+    run(tmp_path, counter, other, n_models=2, method_name="other", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "methods").iterdir()) == ["other"]  # the old pool's methods went
+    assert not (tmp_path / "score.json").exists()
+    assert counter.retrain_calls == 2  # same split, recipe and code: the cached retrained members were kept
+    summary = run(tmp_path, counter, other, n_models=2, method_name="other", overwrite=True)
+    assert summary.made == {"retrained": 0, "unlearned": 0}  # matching members are never removed
+    run(tmp_path, counter, other, n_models=2, method_name="other", overwrite_cache=True)
+    assert counter.retrain_calls == 4
+    with pytest.raises(ValueError, match="overwrite_cache with several shards"):
+        run(tmp_path, counter, other, n_models=2, method_name="other", overwrite_cache=True, shard=(0, 2))
+
+
 def test_member_hash_covers_a_user_module_file(tmp_path):
     module = tmp_path / "user_method.py"
     module.write_text("SCALE = 1.0\n\ndef helper(x):\n    return x * SCALE\n\n"
@@ -435,6 +454,15 @@ def test_run_and_score_commands(tmp_path, tiny_original, capsys):
     assert run_main(["--method", "finetune", "--shard", "2/2", *common]) == 2
     assert run_main(["--method", "finetune", "--original", str(tmp_path), "--out", str(tmp_path / "p")]) == 2
     assert "config.json is missing" in capsys.readouterr().err
+    assert run_main(["--method", "finetune", "--original", str(tiny_original), "--out", str(tiny_original)]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert run_main(["--method", "finetune", "--n_models", "1", "--original", str(tiny_original),
+                     "--out", str(tiny_original.parent)]) == 2  # contains the original
+    assert "contains the input" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert run_main(["--method", "finetune", *common[:4], "--out", str(tmp_path / "other")]) == 2
+    assert "files that are not a pool" in capsys.readouterr().err
 
 
 def test_original_directory_errors(tmp_path):
