@@ -6,16 +6,31 @@ it times `--steps` AdamW steps of the family's `reconstruction_loss` (after `--w
 
     OMP_NUM_THREADS=2 python scripts/bench_families.py --size 64 --batch 16 --steps 20
     python scripts/bench_families.py --models unet_tiny mae_tiny --size 32 --steps 2 --warmup 1 --repeats 1
+
+With `--quality` it measures what the families restore and forget instead: for every model it takes the demo's
+original from the cache of `scripts/original_cache.py` (keyed by the model config, the demo's data settings and the
+pretraining recipe; pretrained only when the cache has no entry), runs `imgunlearn demo --original` with the given
+methods, and prints one row per (model, method): held-out face-box PSNR, faces detected, retain PSNR, their changes
+and the unlearning time against the original's pretraining time. A rerun reuses the originals.
+
+    python scripts/bench_families.py --quality --models unet_small unet_small_noskip0 --methods encoder_teacher \
+        --pretrain-steps 1800 --unlearn-steps 300 --cache runs/original_cache --out runs/bench_families
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
+from original_cache import cached_original
 
 from imgunlearn.data.tasks import make_task
+from imgunlearn.demo import TASK_ARGS, run_demo
+from imgunlearn.methods import METHODS
 from imgunlearn.models import create_model, list_models
 
 
@@ -57,6 +72,45 @@ def bench(name: str, size: int, batch: int, steps: int, warmup: int, repeats: in
     }
 
 
+def demo_data_args(size: int, batch: int, seed: int) -> dict[str, Any]:
+    """The demo's data settings (`imgunlearn.demo`): what the cached original was trained on."""
+    return {"source": "synthetic", "size": size, "num_forget": 200, "num_retain": 800, "num_holdout_forget": 100,
+            "num_holdout_retain": 100, "task": "restore", "task_args": dict(TASK_ARGS), "batch_size": batch,
+            "seed": seed}
+
+
+def quality(name: str, methods: list[str], args: argparse.Namespace) -> list[dict[str, str]]:
+    """Rows of one model: its cached original and every method run from it by the demo."""
+    data_args = demo_data_args(args.size, args.batch, args.seed)
+    entry = cached_original(args.cache, name, data_args, steps=args.pretrain_steps, seed=args.seed,
+                            progress=args.progress)
+    out = Path(args.out) / name
+    results = run_demo(out, tuple(methods), model=name, size=args.size, seed=args.seed, pretrain_steps=args.pretrain_steps,
+                       unlearn_steps=args.unlearn_steps, batch_size=args.batch, original=str(entry / "original"),
+                       progress=args.progress, overwrite=True, retrain_reference=args.retrain_reference)
+    timings = json.loads((out / "demo.json").read_text())["timings"]
+    pretrain_s = timings["pretrain_s"]
+    orig_f, orig_r = results["original"]["forget_holdout"], results["original"]["retain_holdout"]
+
+    def row(label: str, values: dict[str, Any], seconds: float) -> dict[str, str]:
+        f, r = values["forget_holdout"], values["retain_holdout"]
+        first = label == "original"
+        return {"model": name, "method": label, "face-box PSNR (dB)": f"{f['face_psnr']:.2f}",
+                "Δ": "" if first else f"{f['face_psnr'] - orig_f['face_psnr']:+.2f}",
+                "faces detected (forget)": f"{f['face_detect_rate']:.1%}", "retain PSNR (dB)": f"{r['psnr']:.2f}",
+                "Δ ": "" if first else f"{r['psnr'] - orig_r['psnr']:+.2f}",
+                "false detections (retain)": f"{r['face_detect_rate']:.1%}",
+                "seconds": f"{seconds:.0f}" + (" (pretrain)" if first else ""),
+                "share of pretraining": "" if first else f"{seconds / pretrain_s:.0%}"}
+
+    rows = [row("original", results["original"], pretrain_s)]
+    rows += [row(m, results["unlearned" if i == 0 else m], timings[f"unlearn_{m}_s"]) for i, m in enumerate(methods)]
+    if args.retrain_reference:
+        rows.append(row("retrain", results["retrain"], timings["retrain_s"]))
+    print(f"{name}: original from {entry}", flush=True)
+    return rows
+
+
 def markdown(rows: list[dict[str, str]]) -> str:
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -74,11 +128,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed forward calls")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    quality_args = parser.add_argument_group("--quality: originals from the cache, then the demo's methods")
+    quality_args.add_argument("--quality", action="store_true", help="measure restoration and forgetting instead")
+    quality_args.add_argument("--methods", nargs="+", default=["encoder_teacher"], help="registered methods")
+    quality_args.add_argument("--pretrain-steps", type=int, default=1800)
+    quality_args.add_argument("--unlearn-steps", type=int, default=300)
+    quality_args.add_argument("--retrain-reference", action="store_true", help="add the retrained-from-scratch row")
+    quality_args.add_argument("--cache", default="runs/original_cache", help="folder of cached originals")
+    quality_args.add_argument("--out", default="runs/bench_families", help="demo runs go to OUT/<model>")
+    quality_args.add_argument("--progress", action="store_true", help="show training progress bars")
     args = parser.parse_args(argv)
-    if min(args.size, args.batch, args.steps, args.repeats) < 1 or args.warmup < 0:
-        parser.error("size, batch, steps and repeats must be positive and warmup non-negative")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.quality:
+        if min(args.size, args.batch, args.pretrain_steps, args.unlearn_steps) < 1:
+            parser.error("size, batch, pretrain-steps and unlearn-steps must be positive")
+        for method in args.methods:
+            METHODS.get(method)  # unknown names fail before any training
+        rows = []
+        for name in args.models or ["unet_small"]:
+            rows += quality(name, args.methods, args)
+            print(markdown(rows), flush=True)
+        return 0
+    if min(args.size, args.batch, args.steps, args.repeats) < 1 or args.warmup < 0:
+        parser.error("size, batch, steps and repeats must be positive and warmup non-negative")
     names = args.models or list_models("*_small")
     rows = [bench(name, args.size, args.batch, args.steps, args.warmup, args.repeats, args.seed) for name in names]
     print(f"{args.size}x{args.size} px, batch {args.batch}, {torch.get_num_threads()} threads, "

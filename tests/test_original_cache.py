@@ -1,0 +1,40 @@
+"""scripts/original_cache.py: an original is trained once per configuration and reused by a rerun."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgunlearn.models import load_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import original_cache  # noqa: E402
+
+DATA = {"source": "synthetic", "size": 16, "num_forget": 4, "num_retain": 4, "num_holdout_forget": 2,
+        "num_holdout_retain": 2, "batch_size": 2, "seed": 0}
+
+
+def test_a_rerun_reuses_the_original_and_another_configuration_trains_its_own(tmp_path, monkeypatch):
+    entry = original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, progress=False)
+    weights = load_model(entry / "original").state_dict()
+    record = json.loads((entry / "key.json").read_text())
+    assert record["model"] == {"name": "unet_tiny", "channels": [8, 16]} and record["recipe"]["steps"] == 1
+    assert json.loads((entry / "demo.json").read_text())["timings"]["pretrain_s"] > 0
+    assert entry.name == original_cache.original_key(record["model"], DATA, record["recipe"])[0]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached original was trained again")
+
+    monkeypatch.setattr(original_cache, "pretrain", no_training)
+    again = original_cache.cached_original(tmp_path, "unet_tiny", dict(DATA), steps=1, progress=False)
+    assert again == entry
+    assert all(torch.equal(v, load_model(again / "original").state_dict()[k]) for k, v in weights.items())
+    with pytest.raises(AssertionError, match="trained again"):  # another recipe or data: another entry
+        original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=2, progress=False)
+    with pytest.raises(AssertionError, match="trained again"):
+        original_cache.cached_original(tmp_path, "unet_tiny", {**DATA, "seed": 1}, steps=1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == [entry.name]  # failed builds leave nothing behind
