@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 STUDY_FILE = "study.db"
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.yaml"
-BUDGET_OPTIONS = ("trials", "max_minutes", "overwrite", "jobs", "threads", "progress", "device")
+BUDGET_OPTIONS = ("trials", "max_minutes", "overwrite", "jobs", "threads", "progress", "device", "shard",
+                  "shard_timeout")
 """Options that say how much or where to search, not what: left out of the configuration digest, so a study is
 resumed or extended with another budget."""
 

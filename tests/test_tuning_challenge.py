@@ -108,3 +108,27 @@ def test_challenge_tune_refuses_a_pool_of_the_reported_forget_split(original, tm
                  "--trials", "1", "--pool", str(pool), "--out", str(tmp_path / "tune"), "--progress", "false"])
     assert code == 2
     assert "built from the reported original" in capsys.readouterr().err
+
+
+def test_shards_share_one_study(original, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "tune"
+    args = ["challenge", "tune", "--original", str(original), "--method", "finetune", "--n_models", "2",
+            "--trials", "2", "--out", str(out), "--progress", "false", "--shard_timeout", "10"]
+    follower = subprocess.Popen([sys.executable, "-m", "imgunlearn.cli", *args, "--shard", "1/2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert main([*args, "--shard", "0/2"]) == 0
+        followed, errors = follower.communicate(timeout=600)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, errors
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)
+    # each trial's pool was split: each shard made one of the two unlearned members of each trial
+    assert capsys.readouterr().out.count("shard 0/2 on cpu") == 2
+    assert followed.count("shard 1/2 on cpu") == 2
+    assert json.loads((out / "lead.json").read_text())["state"] == "done"

@@ -62,6 +62,11 @@ def build_parser():
                     "methods of the same original to train the tuning retrained pool once")
     add_option(p, "cache", type=str | None, default=None, help="retrained-pool cache (default: POOL/cache)")
     add_option(p, "jobs", type=int, default=1, help="run each trial's pool as this many parallel shard processes")
+    add_option(p, "shard", type=str | None, default=None,
+               help="i/n or auto (torchrun / SLURM): this process is shard i of n sharing OUT; shard 0 draws and "
+                    "scores the trials, every shard makes its part of each trial's pool")
+    add_option(p, "shard_timeout", type=float | None, default=None,
+               help="minutes a shard waits for the others before giving up (default: no limit)")
     add_option(p, "threads", type=int | None, default=None, help="torch CPU threads per process")
     add_output_options(p)
     add_device_option(p, default="cpu")
@@ -199,24 +204,39 @@ def _tune(parser: Any, cfg: Any) -> int:
         raise FileNotFoundError(f"original directory not found: {original}")
     if cfg.n_models < 1 or cfg.jobs < 1:
         raise ValueError(f"n_models and jobs must be >= 1, got {cfg.n_models} and {cfg.jobs}")
+    from imgunlearn.challenge.pool import resolve_shard
+    from imgunlearn.challenge.tune_shards import follow, mark_lead
+
     cls = CLASSIFIER_METHODS.get(cfg.method)
     space = search_space_of(cls, cfg.method, cfg.fixed)
     device = resolve_device(cfg.device)
+    if cfg.jobs > 1 and cfg.shard is not None:
+        raise ValueError("--jobs runs each trial's shards itself; do not combine it with --shard")
+    shard = resolve_shard(cfg.shard)
+    study_name = f"challenge-tune-{cfg.method}"
+    out = Path(cfg.out)
+    pool = Path(cfg.pool) if cfg.pool else out / POOL_DIR
+    if shard[0] != 0:  # a follower: the lead manages the directory, the study and the scores
+        tuning_original = out / ORIGINAL_DIR
+        follow(out, study_name, cfg.trials, lambda number, settings: _trial(
+            cfg, pool, tuning_original, number, {**settings, **cfg.fixed}, device, shard, score=False),
+            cfg.shard_timeout)
+        return 0
     config = {**config_dict(parser, cfg), "search_space": describe_space(space)}
     run = open_study_dir(cfg.out, command="challenge tune", config=config, overwrite=cfg.overwrite, inputs=[original])
-    out = run.path
     try:
         started = time.perf_counter()
+        if shard[1] > 1:
+            mark_lead(out, "running")
         tuning_original = prepare_tuning_original(out, original, cfg.tune_forget_people, cfg.split_seed)
-        pool = Path(cfg.pool) if cfg.pool else out / POOL_DIR
         check_pool(pool, original, tuning_original)
         save_config(parser, cfg, out)
-        study = open_study(out, f"challenge-tune-{cfg.method}", cfg.seed, constrained=True,
+        study = open_study(out, study_name, cfg.seed, constrained=True,
                            startup_trials=max(3, min(10, cfg.trials // 3)),
                            first=default_settings(cls, space) if cfg.start_from_defaults else None)
 
         def evaluate(number: int, settings: dict[str, Any]) -> Any:
-            return _trial(cfg, pool, tuning_original, number, settings, device)
+            return _trial(cfg, pool, tuning_original, number, settings, device, shard)
 
         def after(study: Any) -> None:
             _write_results(out, study, cfg, time.perf_counter() - started)
@@ -232,6 +252,9 @@ def _tune(parser: Any, cfg: Any) -> int:
     except BaseException as error:
         fail_run(run, error)
         raise
+    finally:
+        if shard[1] > 1:
+            mark_lead(out, "done")
     if len([t for t in study.trials if t.state.is_finished()]) >= cfg.trials:
         finish_run(run)
     best = summary["best"]
@@ -246,8 +269,10 @@ def trial_name(method: str, number: int) -> str:
     return f"tune-{method}-{number:04d}"
 
 
-def _trial(cfg: Any, pool: Path, tuning_original: Path, number: int, settings: dict[str, Any], device: str) -> Any:
-    """One pool run of the method with `settings` on the tuning split, scored."""
+def _trial(cfg: Any, pool: Path, tuning_original: Path, number: int, settings: dict[str, Any], device: str,
+           shard: tuple[int, int] = (0, 1), score: bool = True) -> Any:
+    """One pool run (this process's shard of it) of the method with `settings` on the tuning split, scored when
+    `score` (after waiting for the other shards' members)."""
     from imgunlearn.challenge.pool import TIME_CUTOFF, score_pool
     from imgunlearn.challenge.pool_commands import run_main
     from imgunlearn.tuning import TrialResult
@@ -261,8 +286,16 @@ def _trial(cfg: Any, pool: Path, tuning_original: Path, number: int, settings: d
         argv += ["--threads", str(cfg.threads)]
     if cfg.cache is not None:
         argv += ["--cache", str(cfg.cache)]
+    if shard[1] > 1:
+        argv += ["--shard", f"{shard[0]}/{shard[1]}"]
     if run_main(argv) != 0:
         raise RuntimeError(f"trial {number}: `imgunlearn challenge run {' '.join(argv)}` failed")
+    if not score:
+        return None
+    if shard[1] > 1:
+        from imgunlearn.challenge.tune_shards import wait_for_pool
+
+        wait_for_pool(pool, name, cfg.n_models, cfg.shard_timeout)
     score = score_pool(pool, [name], cfg.n_models, write=True, report=False)[name]
     figures = {key: float(score[key]) for key in ("final_score", "forget_score", "time_ratio")}
     for key in ("retain_acc", "test_acc", "forget_acc"):
