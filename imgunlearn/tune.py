@@ -40,7 +40,8 @@ DATA_CLASS = "imgunlearn.data.ForgetRetainDataModule"
 
 def build_parser():
     """The parser of `imgunlearn tune`."""
-    parser = command_parser("imgunlearn tune", __doc__.split("\n\n")[0])
+    paragraphs = __doc__.split("\n\n")
+    parser = command_parser("imgunlearn tune", "\n\n".join([paragraphs[0], *paragraphs[2:]]))
     add_option(parser, "original", type=str, required=True, help="saved original model directory (with task.json)")
     add_option(parser, "method", type=str, default="noisy_label", help="registered I2I unlearning method")
     parser.add_subclass_arguments(ForgetRetainDataModule, "data", required=False, default={"class_path": DATA_CLASS},

@@ -43,7 +43,8 @@ POOL_DIR = "pool"
 
 def build_parser():
     """The parser of `imgunlearn challenge tune`."""
-    p = command_parser("imgunlearn challenge tune", __doc__.split("\n\n")[0])
+    paragraphs = __doc__.split("\n\n")
+    p = command_parser("imgunlearn challenge tune", "\n\n".join([paragraphs[0], *paragraphs[2:]]))
     add_option(p, "original", type=str, required=True, help="output directory of `imgunlearn challenge train-original`")
     add_option(p, "method", type=str, required=True, help="registered classifier unlearning method")
     add_option(p, "trials", type=int, default=16, help="finished trials the study should hold (budget)")
