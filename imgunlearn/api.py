@@ -33,10 +33,11 @@ def _trainer(max_steps: int, accelerator: str, progress: bool, trainer_args: dic
     if unknown:
         raise ValueError(f"unknown Trainer arguments: {', '.join(sorted(unknown))}")
     settings = {"max_epochs": -1, "devices": 1, "logger": False, "enable_checkpointing": False,
-                "enable_model_summary": False, "use_distributed_sampler": False, **trainer_args}
-    if progress and settings.get("enable_progress_bar", True):
-        settings["callbacks"] = [*settings.get("callbacks", []), StepProgressBar()]
-    trainer = L.Trainer(max_steps=max_steps, accelerator=accelerator, enable_progress_bar=progress, **settings)
+                "enable_model_summary": False, "use_distributed_sampler": False, "enable_progress_bar": progress,
+                **trainer_args}
+    if settings["enable_progress_bar"]:
+        settings["callbacks"] = [*(settings.get("callbacks") or []), StepProgressBar()]
+    trainer = L.Trainer(max_steps=max_steps, accelerator=accelerator, **settings)
     check_strategy(trainer)
     return trainer
 

@@ -135,3 +135,23 @@ def test_step_limited_training_shows_one_bar_for_the_whole_run(monkeypatch):
     trainer.fit(module, DataLoader([batch, batch], batch_size=None))  # 2 batches per epoch, 3 epochs
     assert trainer.current_epoch >= 2 and len(made) == 1
     assert bar.train_progress_bar.total == 5 and bar.train_progress_bar.n == 5
+
+
+def test_api_passes_trainer_arguments_to_the_trainer_and_the_rest_to_the_method():
+    from imgunlearn.data.datamodule import ForgetRetainDataModule
+
+    seen = {}
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.update(log_every=trainer.log_every_n_steps, lr=pl_module.hparams.lr,
+                        sampler=trainer._accelerator_connector.use_distributed_sampler)
+
+    data = ForgetRetainDataModule(size=16, num_forget=4, num_retain=4, num_holdout_forget=2, num_holdout_retain=2,
+                                  batch_size=2)
+    model = create_model("unet_tiny")
+    imgunlearn.unlearn(model, data, method="finetune", max_steps=1, accelerator="cpu", progress=False,
+                       log_every_n_steps=1, callbacks=[Record()], lr=1e-3)
+    assert seen == {"log_every": 1, "lr": 1e-3, "sampler": False}
+    with pytest.raises(TypeError, match="bogus"):
+        imgunlearn.unlearn(model, data, method="finetune", max_steps=1, bogus=1)
