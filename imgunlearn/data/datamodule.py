@@ -27,7 +27,7 @@ class ForgetRetainDataModule(L.LightningDataModule):
     """Forget and retain data for unlearning an image-to-image model.
 
     Batches of `train_dataloader()` are `{"forget": {...}, "retain": {...}}`, each side the collated item
-    dicts of `datasets.SplitDataset` (`image`, `input`, `mask`, `region`, `index`). The forget set is the
+    dicts of `datasets.SplitDataset` (`image`, `input`, `mask`, `forget_mask`, `index`). The forget set is the
     anchor: one epoch is one pass over it; retain items are drawn by a seeded sampler to match. Training
     items get fresh degradations; `split_dataset` gives fixed ones for evaluation.
 

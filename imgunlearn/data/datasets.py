@@ -44,7 +44,7 @@ class SplitDataset(Dataset):
         images: The split's images and boxes.
         task: Makes `(input, mask)` from each image.
         split: The split's name (`forget_train`, ..., `proxy_retain`); decides whether items are forget
-            items (region = box) or retain items (region = zeros) and salts the degradation seeds.
+            items (forget_mask = box) or retain items (forget_mask = zeros) and salts the degradation seeds.
         fixed: Same degradation for an index every time (evaluation) instead of fresh draws (training).
         seed: Seed of the degradations.
     """
@@ -74,10 +74,10 @@ class SplitDataset(Dataset):
             seed = self.draw_seed(index) if self.fixed else int(torch.randint(0, 2**62, (), generator=self._draws))
         image = torch.from_numpy(np.ascontiguousarray(self.images.image(index))).float() / 255.0  # [3, H, W]
         model_input, mask = self.task(image[None], torch.Generator().manual_seed(int(seed)))  # [1, 3, H, W]
-        return {"image": image, "input": model_input[0], "mask": mask[0], "forget_mask": self.region(index),
+        return {"image": image, "input": model_input[0], "mask": mask[0], "forget_mask": self.forget_mask(index),
                 "index": index}
 
-    def region(self, index: int) -> Tensor:
+    def forget_mask(self, index: int) -> Tensor:
         """`[1, H, W]`: 1 on the content to forget (see the module docstring)."""
         h, w = self.images.size
         if not self.forget:
