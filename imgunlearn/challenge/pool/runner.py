@@ -28,10 +28,6 @@ members `N .. 2N-1` of the cache as its unlearned pool, against members `0 .. N-
 from __future__ import annotations
 
 import copy
-import json
-import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +51,13 @@ from imgunlearn.challenge.pool.store import (
     RETRAIN_METHOD,
     RETRAINED,
     UNLEARNED,
+    check_method,
+    check_pool,
     member_done,
     member_path,
     method_slug,
+    relative_path,
+    remove_aside,
     write_member,
 )
 from imgunlearn.challenge.scoring import logit_scaled_confidence
@@ -70,8 +70,6 @@ UnlearningFn = Callable[[nn.Module, DataLoader, DataLoader, DataLoader], "nn.Mod
 RetrainFn = Callable[[int], nn.Module]
 """`retrain(seed)`: a classifier trained from scratch on the retain set only (the runner moves it to the device)."""
 
-POOL_KEYS = ("split_hash", "original_hash", "recipe_hash", "base_seed", "samples")
-"""What `pool.json` must agree on for a pool to resume."""
 
 
 def evaluate_member(model: nn.Module, data: PoolData, device: str | torch.device = "cpu",
@@ -238,48 +236,6 @@ def _resolve_method(method: str | UnlearningFn, method_name: str | None) -> tupl
     return method_name or f"{method.__module__}:{method.__qualname__}", method
 
 
-def _remove(path: Path) -> None:
-    """Rename `path` aside, then delete it (a crash never leaves half of it in place)."""
-    if path.exists():
-        trash = path.with_name(f".{path.name}.removed-{secrets.token_hex(4)}")
-        os.replace(path, trash)
-        if trash.is_dir():
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            trash.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _check_pool(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
-    old = _read_json(out / POOL_MANIFEST)
-    if old is None:
-        return
-    changed = [key for key in POOL_KEYS if old.get(key) != manifest[key]]
-    if not changed:
-        return
-    if not overwrite:
-        raise ValueError(f"{out} is a pool of another {', '.join(changed)} ({str(old.get(changed[0]))[:12]} vs "
-                         f"{str(manifest[changed[0]])[:12]}); mixing would make the scores meaningless: pass "
-                         "--overwrite to replace that pool (its retrained cache is kept) or use a new --out directory")
-    for name in ("methods", f"{ORIGINAL}.npz", "score.json", "report.md", "report"):
-        _remove(out / name)
-
-
-def _check_method(method_dir: Path, name: str, input_hash: str, overwrite: bool) -> None:
-    old = _read_json(method_dir / METHOD_MANIFEST)
-    if old is None or old.get("input_hash") == input_hash:
-        return
-    if not overwrite:
-        raise ValueError(
-            f"method {name!r} in {method_dir.parent.parent} was run with other inputs (code {old.get('code', '?')} "
-            f"now {code_digest()}; or its hyperparameters, batch size or seed changed): pass --overwrite to replace "
-            f"its members, or file the new results under another name (--name)")
-    _remove(method_dir)
-
-
 def run_pool(
     out: str | Path,
     data: PoolData,
@@ -350,7 +306,7 @@ def run_pool(
     original_hash = hash_state_dict(original)
     manifest = {
         "split_hash": data.split_hash, "original_hash": original_hash, "recipe": dict(recipe),
-        "recipe_hash": recipe_hash, "retrain_key": retrain_hash, "retrain_dir": _relative(retrain_dir, out),
+        "recipe_hash": recipe_hash, "retrain_key": retrain_hash, "retrain_dir": relative_path(retrain_dir, out),
         "base_seed": base_seed, "n_forget": len(data.forget), "batch_size": data.batch_size, "samples": samples,
         "code": code,
     }
@@ -364,14 +320,14 @@ def run_pool(
                                  "method": name, "source": hash_callable(unlearning), "samples": samples,
                                  "batch_size": data.batch_size, "seed": base_seed, "code": code})
         jobs.append(unlearn_job(method_dir, unlearning, device_original, data, method_hash, range(n_models), device))
-    _check_pool(out, manifest, overwrite)  # everything is checked before anything is written
+    check_pool(out, manifest, overwrite)  # everything is checked before anything is written
     if unlearning is not None:
-        _check_method(method_dir, name, method_hash, overwrite)
+        check_method(method_dir, name, method_hash, overwrite, code)
     else:  # the reference's members live in the retrained cache, which is keyed by code and recipe already
         (method_dir / "score.json").unlink(missing_ok=True)
     write_json(out / POOL_MANIFEST, manifest, **JSON_OPTIONS)
     if overwrite_cache:
-        _remove(retrain_dir)
+        remove_aside(retrain_dir)
     write_json(retrain_dir / "recipe.json", {"split_hash": data.split_hash, "recipe": dict(recipe), "code": code},
                **JSON_OPTIONS)
     write_json(method_dir / METHOD_MANIFEST, {"method": name, "n_models": n_models, "input_hash": method_hash,
@@ -395,10 +351,3 @@ def run_pool(
         return RunSummary()
     return run_members(jobs, data, shard=shard, base_seed=base_seed, device=device, samples=samples,
                        replace_other_inputs=overwrite, progress=progress, progress_position=progress_position)
-
-
-def _relative(path: Path, start: Path) -> str:
-    try:
-        return os.path.relpath(path.resolve(), start.resolve())
-    except ValueError:  # another drive
-        return str(path.resolve())

@@ -20,7 +20,10 @@ input hash. Files are written to a temporary name and renamed, so each is either
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import shutil
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -221,3 +224,62 @@ def method_manifest(pool: Path, name: str) -> dict[str, Any]:
         known = ", ".join(pool_methods(pool)) or "none"
         raise FileNotFoundError(f"method {name!r} was never run in {pool}; methods there: {known}")
     return json.loads(path.read_text())
+
+
+# ---- resuming: what must match, and what --overwrite removes -------------------------------------------------
+
+POOL_KEYS = ("split_hash", "original_hash", "recipe_hash", "base_seed", "samples")
+"""What `pool.json` must agree on for a pool to resume."""
+
+
+def remove_aside(path: Path) -> None:
+    """Rename `path` aside, then delete it (a crash never leaves half of it in place)."""
+    if path.exists():
+        trash = path.with_name(f".{path.name}.removed-{secrets.token_hex(4)}")
+        os.replace(path, trash)
+        if trash.is_dir():
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            trash.unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_pool(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    """Refuse a pool directory built for another `POOL_KEYS`; with `overwrite` clear it (never the cache)."""
+    old = read_json(out / POOL_MANIFEST)
+    if old is None:
+        return
+    changed = [key for key in POOL_KEYS if old.get(key) != manifest[key]]
+    if not changed:
+        return
+    if not overwrite:
+        raise ValueError(f"{out} is a pool of another {', '.join(changed)} ({str(old.get(changed[0]))[:12]} vs "
+                         f"{str(manifest[changed[0]])[:12]}); mixing would make the scores meaningless: pass "
+                         "--overwrite to replace that pool (its retrained cache is kept) or use a new --out directory")
+    for name in ("methods", f"{ORIGINAL}.npz", "score.json", "report.md", "report"):
+        remove_aside(out / name)
+
+
+def check_method(method_dir: Path, name: str, input_hash: str, overwrite: bool, code: str) -> None:
+    """Refuse a method directory made from other inputs; with `overwrite` remove its members."""
+    old = read_json(method_dir / METHOD_MANIFEST)
+    if old is None or old.get("input_hash") == input_hash:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"method {name!r} in {method_dir.parent.parent} was run with other inputs (code {old.get('code', '?')} "
+            f"now {code}; or its hyperparameters, batch size or seed changed): pass --overwrite to replace "
+            f"its members, or file the new results under another name (--name)")
+    remove_aside(method_dir)
+
+
+def relative_path(path: Path, start: Path) -> str:
+    """`path` relative to `start` (absolute when on another drive)."""
+    try:
+        return os.path.relpath(path.resolve(), start.resolve())
+    except ValueError:  # another drive
+        return str(path.resolve())
