@@ -152,3 +152,12 @@ def test_lightning_cli_pretrain_then_unlearn_saves_models_and_configs(tmp_path, 
     for a, b in zip(before.decoder_parameters(), unlearned.decoder_parameters(), strict=True):
         assert torch.equal(a, b)
     assert "EncoderTeacher" in (tmp_path / "run2" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("command", ["demo", "evaluate"])
+def test_print_config_and_dashed_aliases(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--batch-size", "3", "--out", "somewhere", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["batch_size"] == 3 and printed["out"] == "somewhere" and printed["overwrite"] is False
