@@ -139,9 +139,9 @@ class EncoderDecoder(ImageToImageModel):
             raise ValueError(f"the {role} class {path} is defined inside a function; define it at module level so "
                              "that a saved model can import it again")
         try:
-            with torch.device("meta"):
+            with torch.device("meta"):  # shapes only, no memory
                 rebuilt = type(part)(**args)
-        except (TypeError, ValueError) as error:
+        except Exception as error:  # whatever the user's constructor raises, say what to do about it
             raise ValueError(f"{path}(**{args}) does not rebuild the {role} ({error}); pass its constructor "
                              f"arguments as {role}_args") from error
         if not _same_shapes(part, rebuilt):
