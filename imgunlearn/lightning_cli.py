@@ -120,7 +120,8 @@ class RunCLI(LightningCLI):
         parser.add_argument("--out", type=str | None, default=None,
                             help="Run directory (default: a new runs/<command>_N under trainer.default_root_dir)")
         parser.add_argument("--overwrite", type=bool, default=False,
-                            help="Replace the results of another run in --out (removed first)")
+                            help="Replace the results of another run in --out (removed first); a bare --overwrite "
+                                 "means true, as in the other commands")
         parser.add_argument("--ckpt_path", type=str | None, default=None,
                             help="Resume from this checkpoint; 'last' = --out's checkpoints/last.ckpt")
         parser.add_argument("--checkpoint_every", type=int | None, default=None,
@@ -229,7 +230,18 @@ class RunCLI(LightningCLI):
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 
 
+def flag_values(argv: list[str]) -> list[str]:
+    """`--overwrite` without a value means `--overwrite true` (the other commands' flag form)."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--overwrite" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("true")
+    return out
+
+
 def _cli(command: str, model_class: type[L.LightningModule], argv: list[str]) -> RunCLI:
+    argv = flag_values(argv)
     return RunCLI(
         command,
         model_class,

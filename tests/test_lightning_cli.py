@@ -63,7 +63,7 @@ def test_pretrain_refuses_another_run_and_overwrite_replaces_it(tmp_path, monkey
         main(pretrain_args("run"))
     stale = tmp_path / "run" / "checkpoints" / "stale.ckpt"
     stale.write_text("old")
-    main(pretrain_args("run", "--overwrite", "true", "--model.init_args.lr", "1e-2"))
+    main(pretrain_args("run", "--overwrite", "--model.init_args.lr", "1e-2"))
     assert not stale.exists()  # the old content was removed first
     second = imgunlearn.load_model(tmp_path / "run" / "model").state_dict()
     assert not all(torch.equal(first[k], second[k]) for k in first)
