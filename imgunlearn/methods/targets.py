@@ -43,7 +43,10 @@ def masking_target(
             raise ValueError(f"pixelate_block must be >= 1, got {pixelate_block}")
         h, w = image.shape[-2:]
         coarse = F.avg_pool2d(image, pixelate_block, ceil_mode=True)  # [B, 3, H/k, W/k]
-        return F.interpolate(coarse, size=(h, w), mode="nearest")
+        # each block back to its own pixels (nearest interpolation would shift rows when the side is not a
+        # multiple of the block); edge blocks are cut by the border
+        blocks = coarse.repeat_interleave(pixelate_block, dim=-2).repeat_interleave(pixelate_block, dim=-1)
+        return blocks[..., :h, :w].contiguous()
     if kind == "flat":
         if len(flat_color) != image.shape[1] or not all(0.0 <= c <= 1.0 for c in flat_color):
             raise ValueError(f"flat_color must give {image.shape[1]} values in [0, 1], got {list(flat_color)}")
