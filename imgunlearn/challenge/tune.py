@@ -221,7 +221,7 @@ def _tune(parser: Any, cfg: Any) -> int:
         tuning_original = out / ORIGINAL_DIR
         follow(out, study_name, cfg.trials, lambda number, settings: _trial(
             cfg, pool, tuning_original, number, {**settings, **cfg.fixed}, device, shard, score=False),
-            cfg.shard_timeout)
+            cfg.shard_timeout, pool)
         return 0
     config = {**config_dict(parser, cfg), "search_space": describe_space(space)}
     run = open_study_dir(cfg.out, command="challenge tune", config=config, overwrite=cfg.overwrite, inputs=[original])

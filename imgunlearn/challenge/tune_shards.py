@@ -60,7 +60,7 @@ def wait_for_pool(pool: Path, name: str, n_models: int, timeout_minutes: float |
 
 
 def follow(out: Path, study_name: str, trials: int, run_shard: Callable[[int, dict[str, Any]], None],
-           timeout_minutes: float | None) -> int:
+           timeout_minutes: float | None, pool: Path | None = None) -> int:
     """Run this shard's part of every trial the lead starts; returns how many trials it worked on.
 
     Args:
@@ -69,6 +69,8 @@ def follow(out: Path, study_name: str, trials: int, run_shard: Callable[[int, di
         trials: The study's budget (stop when it is reached and nothing runs).
         run_shard: `run_shard(trial_number, settings)` makes this shard's members of that trial.
         timeout_minutes: Give up waiting for the lead after this long without work (None: wait on).
+        pool: The trials' pool directory: a follower starts its first trial once the lead has made it (two
+            processes creating one pool directory at once could each take the other's files for a foreign run).
     """
     import optuna
     from optuna.trial import TrialState
@@ -88,6 +90,10 @@ def follow(out: Path, study_name: str, trials: int, run_shard: Callable[[int, di
     while True:
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number not in done]
         for trial in running:
+            if pool is not None:
+                from imgunlearn.challenge.pool import POOL_MANIFEST
+
+                wait_until(lambda: (pool / POOL_MANIFEST).is_file(), f"the lead to create {pool}", timeout_minutes)
             run_shard(trial.number, dict(trial.params))
             done.add(trial.number)
             idle = time.monotonic()
