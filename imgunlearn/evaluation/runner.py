@@ -28,7 +28,7 @@ from imgunlearn.evaluation.storage import (
     save_arrays,
     to_float,
     to_uint8,
-    write_json,
+    write_results,
 )
 from imgunlearn.metrics.features import (
     Feature,
@@ -262,7 +262,7 @@ def evaluate_models(models: Mapping[str, ImageToImageModel], datasets: Mapping[s
                   "feature": _feature_name(feature), "logits": _feature_name(logits),
                   "feature_description": _describe(feature), "reference": reference,
                   "batch_size": batch_size, "saved_outputs": save_outputs, "info": dict(info or {})}
-        write_json(output_dir / "evaluation.json", config)
+        write_results(output_dir / "evaluation.json", config)
         _write_results(output_dir, results, data, outputs, config, report)
     return results
 
@@ -288,7 +288,7 @@ def evaluate_saved(output_dir: str | Path, metrics: Sequence[str] | None = None,
     results = compute_metrics(data, outputs, names, feature, logits, batch_size or config["batch_size"], device,
                               allow_download, progress)
     config = {**config, "metrics": names, "feature": _feature_name(feature), "logits": _feature_name(logits)}
-    write_json(output_dir / "evaluation.json", config)
+    write_results(output_dir / "evaluation.json", config)
     _write_results(output_dir, results, data, outputs, config, report)
     return results
 
@@ -322,7 +322,7 @@ def _write_results(output_dir: Path, results: Results, data: Mapping[str, Mappin
     from imgunlearn.evaluation.report import write_report
     from imgunlearn.evaluation.tables import write_tables
 
-    write_json(output_dir / "metrics.json", results)
+    write_results(output_dir / "metrics.json", results)
     write_tables(output_dir, results, config["reference"])
     if report:
         write_report(output_dir, results, data, outputs, config)

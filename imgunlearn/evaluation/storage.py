@@ -46,8 +46,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write `data` as indented JSON (NaN and infinities as null), atomically."""
+def write_results(path: Path, data: Any) -> None:
+    """Write results with `imgunlearn.io.write_json`, NaN and infinities as null (JSON has no NaN)."""
     fileio.write_json(path, _clean(data), allow_nan=False, end="\n")
 
 
