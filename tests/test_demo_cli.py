@@ -163,7 +163,6 @@ def test_print_config_and_dashed_aliases(command, capsys):
     assert printed["batch_size"] == 3 and printed["out"] == "somewhere" and printed["overwrite"] is False
 
 
-@pytest.mark.slow
 def test_demo_headline_figures_point_the_right_way(tmp_path):
     """A shortened demo (48 px, tiny U-Net, a tenth of the steps): the figures move the way the full demo's do
     (face box -12.65 dB, detections 95% -> 2%, retain -0.41 dB), if by less."""
@@ -179,5 +178,6 @@ def test_demo_headline_figures_point_the_right_way(tmp_path):
     assert original["forget_train"]["face_detect_rate"] >= 0.25, "the original restores faces the detector finds"
     assert unlearned["forget_train"]["face_detect_rate"] < original["forget_train"]["face_detect_rate"]
     assert unlearned["forget_holdout"]["face_detect_rate"] <= original["forget_holdout"]["face_detect_rate"]
+    # the short original is undertrained, so the retain term may still improve it; it must not damage it
     retain_change = unlearned["retain_holdout"]["psnr"] - original["retain_holdout"]["psnr"]
-    assert abs(retain_change) < 1.0, f"retain PSNR changed by {retain_change:+.2f} dB"
+    assert -1.0 < retain_change < 3.0, f"retain PSNR changed by {retain_change:+.2f} dB"
