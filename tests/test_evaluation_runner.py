@@ -25,20 +25,20 @@ class TileSplit(torch.utils.data.Dataset):
         g = torch.Generator().manual_seed(seed)
         image = F.interpolate(torch.rand(n, 3, 8, 8, generator=g), size=(SIZE, SIZE), mode="bilinear",
                               align_corners=False)
-        region = torch.zeros(n, 1, SIZE, SIZE)
+        forget_mask = torch.zeros(n, 1, SIZE, SIZE)
         if forget:
             faces = torch.tensor(lfw_subset()[seed * n:(seed + 1) * n], dtype=torch.float32)[:, None]
             faces = F.interpolate(faces, size=(16, 16), mode="bicubic", align_corners=False).clamp(0, 1)
             image[:, :, 8:24, 8:24] = faces
-            region[:, :, 8:24, 8:24] = 1
-        self.image, self.region = image, region
+            forget_mask[:, :, 8:24, 8:24] = 1
+        self.image, self.forget_mask = image, forget_mask
         self.input, self.mask = make_task(task, ratio=0.25)(image, g)
 
     def __len__(self):
         return len(self.image)
 
     def __getitem__(self, i):
-        return {"image": self.image[i], "input": self.input[i], "mask": self.mask[i], "forget_mask": self.region[i],
+        return {"image": self.image[i], "input": self.input[i], "mask": self.mask[i], "forget_mask": self.forget_mask[i],
                 "index": i}
 
 

@@ -17,9 +17,9 @@ def face_tiles():
     faces = F.interpolate(faces, size=(32, 32), mode="bicubic", align_corners=False).clamp(0, 1)
     tiles = torch.full((3, 3, 64, 64), 0.45)
     tiles[:2, :, 16:48, 16:48] = faces.expand(-1, 3, -1, -1)
-    region = torch.zeros(3, 1, 64, 64)
-    region[:2, :, 16:48, 16:48] = 1
-    return tiles, region
+    forget_mask = torch.zeros(3, 1, 64, 64)
+    forget_mask[:2, :, 16:48, 16:48] = 1
+    return tiles, forget_mask
 
 
 def test_detector_finds_the_face_and_nothing_on_a_flat_tile(face_tiles):
@@ -36,28 +36,28 @@ def test_detector_finds_the_face_and_nothing_on_a_flat_tile(face_tiles):
 
 
 def test_face_leak_rate_counts_images_with_faces(face_tiles):
-    tiles, region = face_tiles
+    tiles, forget_mask = face_tiles
     metric = FaceLeakRate()
     metric.update(tiles)
     assert metric.compute().item() == pytest.approx(2 / 3)
     noise = torch.rand(tiles.shape, generator=torch.Generator().manual_seed(0))
-    scrubbed = tiles * (1 - region) + noise * region  # the face boxes replaced by noise
+    scrubbed = tiles * (1 - forget_mask) + noise * forget_mask  # the face boxes replaced by noise
     metric = FaceLeakRate()
     metric.update(scrubbed)
     assert metric.compute().item() == 0.0
 
 
 def test_face_leak_rate_in_region_ignores_faces_outside_the_box(face_tiles):
-    tiles, region = face_tiles
+    tiles, forget_mask = face_tiles
     inside = FaceLeakRate(in_region=True)
-    inside.update(tiles, region=region)
-    assert inside.compute().item() == 1.0  # the flat tile has no region pixel and is skipped
-    moved = torch.zeros_like(region)
+    inside.update(tiles, forget_mask=forget_mask)
+    assert inside.compute().item() == 1.0  # the flat tile has no forget pixel and is skipped
+    moved = torch.zeros_like(forget_mask)
     moved[:, :, :10, :10] = 1  # a box far from the faces
     elsewhere = FaceLeakRate(in_region=True)
-    elsewhere.update(tiles, region=moved)
+    elsewhere.update(tiles, forget_mask=moved)
     assert elsewhere.compute().item() == 0.0
-    assert box_overlap(np.array([16, 16, 32, 32]), region[0, 0].numpy()) == 1.0
+    assert box_overlap(np.array([16, 16, 32, 32]), forget_mask[0, 0].numpy()) == 1.0
 
 
 def test_bad_detector_settings_and_inputs():
@@ -65,7 +65,7 @@ def test_bad_detector_settings_and_inputs():
         FaceDetector(scale_factor=1.0)
     with pytest.raises(FileNotFoundError, match="nowhere.xml"):
         FaceDetector(cascade_path="nowhere.xml")
-    with pytest.raises(ValueError, match="region"):
+    with pytest.raises(ValueError, match="forget_mask"):
         FaceLeakRate(in_region=True).update(torch.rand(1, 3, 16, 16))
 
 

@@ -1,4 +1,4 @@
-"""PSNR / SSIM / MSE against skimage and manual computations, per region."""
+"""PSNR / SSIM / MSE against skimage and manual computations, per pixel selection."""
 
 import math
 
@@ -66,13 +66,13 @@ def test_ssim_matches_skimage_on_whole_images():
     assert metric.compute().item() == pytest.approx(np.mean(expected), rel=1e-7)
 
 
-def test_region_psnr_uses_only_region_pixels():
+def test_forget_psnr_uses_only_forget_pixels():
     preds, target = pair(n=2, size=16, noise=0.05)
-    region = centred_box(2, 16, 4, 12)
+    forget_mask = centred_box(2, 16, 4, 12)
     preds = preds.clone()
-    preds[:, :, :4] = 1 - target[:, :, :4]  # large errors outside the region must not count
-    metric = PSNR(region="forget")
-    metric.update(preds, target, region=region)
+    preds[:, :, :4] = 1 - target[:, :, :4]  # large errors outside the forget mask must not count
+    metric = PSNR(pixels="forget")
+    metric.update(preds, target, forget_mask=forget_mask)
     expected = []
     for i in range(2):
         diff = (preds[i, :, 4:12, 4:12] - target[i, :, 4:12, 4:12]) ** 2
@@ -83,41 +83,41 @@ def test_region_psnr_uses_only_region_pixels():
     assert whole.compute().item() < metric.compute().item() - 3
 
 
-def test_mask_region_skips_images_without_hidden_pixels():
+def test_mask_pixels_skip_images_without_hidden_pixels():
     preds, target = pair(n=2, size=16)
     mask = centred_box(2, 16, 4, 12)
     mask[1] = 0
-    metric = MSE(region="mask")
+    metric = MSE(pixels="mask")
     metric.update(preds, target, mask=mask)
     expected = ((preds[0, :, 4:12, 4:12] - target[0, :, 4:12, 4:12]) ** 2).mean().item()
     assert metric.compute().item() == pytest.approx(expected)
-    empty = PSNR(region="mask")
+    empty = PSNR(pixels="mask")
     empty.update(preds, target, mask=torch.zeros_like(mask))
     assert math.isnan(empty.compute().item())
 
 
 @pytest.mark.parametrize("lo,hi", [(8, 24), (13, 19), (14, 17)])  # 16 px box; 6 px; 3 px (resized to 7)
-def test_region_ssim_on_box_crop(lo, hi):
+def test_forget_ssim_on_box_crop(lo, hi):
     preds, target = pair(n=2, size=32, noise=0.15, seed=2)
-    region = centred_box(2, 32, lo, hi)
-    metric = SSIM(region="forget")
-    metric.update(preds, target, region=region)
+    forget_mask = centred_box(2, 32, lo, hi)
+    metric = SSIM(pixels="forget")
+    metric.update(preds, target, forget_mask=forget_mask)
     value = metric.compute().item()
     if hi - lo >= 11:  # a crop that fits the standard window equals skimage on the crop
         expected = np.mean([sk_ssim(preds[i, :, lo:hi, lo:hi], target[i, :, lo:hi, lo:hi]) for i in range(2)])
         assert value == pytest.approx(expected, rel=1e-7)
     assert -1.0 <= value < 1.0
-    same = SSIM(region="forget")
-    same.update(target, target, region=region)
+    same = SSIM(pixels="forget")
+    same.update(target, target, forget_mask=forget_mask)
     assert same.compute().item() == pytest.approx(1.0)
 
 
-def test_region_ssim_on_non_box_selection_averages_the_map():
+def test_mask_ssim_on_non_box_selection_averages_the_map():
     preds, target = pair(n=1, size=24, noise=0.1)
     borders = 1 - centred_box(1, 24, 6, 18)
     preds = preds.clone()
     preds[:, :, 6:18, 6:18] = target[:, :, 6:18, 6:18]  # the centre (not selected) is perfect
-    metric = SSIM(region="mask")
+    metric = SSIM(pixels="mask")
     metric.update(preds, target, mask=borders)
     whole = SSIM()
     whole.update(preds, target)
@@ -125,10 +125,12 @@ def test_region_ssim_on_non_box_selection_averages_the_map():
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match="unknown region"):
-        PSNR(region="face")
+    with pytest.raises(ValueError, match="unknown pixels 'face'; known: image, mask, forget"):
+        PSNR(pixels="face")
     preds, target = pair(n=1, size=16)
     with pytest.raises(ValueError, match="one shape"):
         PSNR().update(preds, target[:, :, :8])
     with pytest.raises(ValueError, match="needs the batch's 'mask'"):
-        SSIM(region="mask").update(preds, target)
+        SSIM(pixels="mask").update(preds, target)
+    with pytest.raises(ValueError, match="needs the batch's 'forget_mask'"):
+        MSE(pixels="forget").update(preds, target)

@@ -71,13 +71,13 @@ def _collect(batch: dict[str, Any], split: str) -> dict[str, Tensor]:
     image = batch["image"]
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"split {split!r}: images must be [3, H, W], got batch {tuple(image.shape)}")
-    region = batch.get("forget_mask")
-    if region is None:
-        region = torch.zeros_like(batch["mask"])
+    forget_mask = batch.get("forget_mask")
+    if forget_mask is None:
+        forget_mask = torch.zeros_like(batch["mask"])
     index = batch.get("index")
     index = torch.as_tensor(index) if index is not None else torch.full((image.shape[0],), -1)
     return {"image": to_uint8(image), "input": to_uint8(batch["input"]), "mask": batch["mask"] > 0.5,
-            "forget_mask": region > 0.5, "index": index.long()}
+            "forget_mask": forget_mask > 0.5, "index": index.long()}
 
 
 @torch.inference_mode()
@@ -198,12 +198,12 @@ def compute_metrics(data: Mapping[str, Mapping[str, Tensor]], outputs: Mapping[s
             end = start + batch_size
             target = to_float(d["image"][start:end]).to(device)
             mask = d["mask"][start:end].float().to(device)
-            region = d["forget_mask"][start:end].float().to(device)
+            forget_mask = d["forget_mask"][start:end].float().to(device)
             with sharing(features, logit_extractor):  # each tensor is embedded once for all metrics
                 for row, per_split in rows.items():
                     preds = target if row == "ground_truth" else to_float(per_split[split][start:end]).to(device)
                     for metric in built[row].values():
-                        metric.update(preds, target, mask=mask, region=region)
+                        metric.update(preds, target, mask=mask, forget_mask=forget_mask)
             bar.update(target.shape[0])
         for row in rows:
             results[row][split] = {m: float(metric.compute()) for m, metric in built[row].items()}

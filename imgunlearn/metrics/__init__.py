@@ -1,7 +1,7 @@
 """torchmetrics `Metric`s for image-to-image unlearning, one per file.
 
-Every metric takes `update(preds, target, mask=None, region=None)` with images `[B, 3, H, W]` in [0, 1],
-the task's hidden-pixel `mask` and the forget `region` (both `[B, 1, H, W]`), and ignores what it does not
+Every metric takes `update(preds, target, mask=None, forget_mask=None)` with images `[B, 3, H, W]` in [0, 1],
+the task's hidden-pixel `mask` and the `forget_mask` (both `[B, 1, H, W]`), and ignores what it does not
 need, so one loop can feed them all. Use a separate instance per split.
 """
 

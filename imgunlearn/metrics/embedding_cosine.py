@@ -27,7 +27,8 @@ class EmbeddingCosine(ImageMean):
         super().__init__(**kwargs)
         self.feature = build_feature_extractor(feature, "features", allow_download)
 
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
+               forget_mask: Tensor | None = None) -> None:
         """Add outputs `preds` and their ground truths `target`, both `[B, 3, H, W]` in [0, 1]."""
         if preds.shape != target.shape:
             raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must pair up")

@@ -14,9 +14,9 @@ class FaceLeakRate(Metric):
     ground truth and on the model input it gives the references to read that number against.
 
     Args:
-        in_region: Count only detections whose box lies at least `min_overlap` inside the example's forget
-            region (the face box); images without a region pixel are then skipped.
-        min_overlap: Share of a detection box that must be covered by the region (with `in_region`).
+        in_region: Count only detections whose box lies at least `min_overlap` inside the example's
+            `forget_mask` (the face box); images without a forget pixel are then skipped.
+        min_overlap: Share of a detection box that must be covered by the forget mask (with `in_region`).
         detector: A `FaceDetector`; default the settings tuned for 64×64 tiles.
     """
 
@@ -36,23 +36,23 @@ class FaceLeakRate(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor | None = None, mask: Tensor | None = None,
-               region: Tensor | None = None) -> None:
-        """Detect faces in images `preds` `[B, 3, H, W]` in [0, 1]; `region` `[B, 1, H, W]` with `in_region`."""
+               forget_mask: Tensor | None = None) -> None:
+        """Detect faces in images `preds` `[B, 3, H, W]` in [0, 1]; `forget_mask` `[B, 1, H, W]` with `in_region`."""
         from imgunlearn.evaluation.faces import box_overlap
 
         if preds.ndim != 4 or preds.shape[1] != 3:
             raise ValueError(f"FaceLeakRate takes RGB images [B, 3, H, W], got {tuple(preds.shape)}")
-        if self.in_region and (region is None or region.shape[0] != preds.shape[0]):
-            raise ValueError("FaceLeakRate(in_region=True) needs the batch's region [B, 1, H, W]")
+        if self.in_region and (forget_mask is None or forget_mask.shape[0] != preds.shape[0]):
+            raise ValueError("FaceLeakRate(in_region=True) needs the batch's forget_mask [B, 1, H, W]")
         images = (preds.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
         images = images.permute(0, 2, 3, 1).cpu().numpy()  # [B, H, W, 3] uint8
-        regions = (region[:, 0] > 0.5).cpu().numpy() if self.in_region else None  # [B, H, W]
+        forget = (forget_mask[:, 0] > 0.5).cpu().numpy() if self.in_region else None  # [B, H, W]
         for i in range(images.shape[0]):
-            if regions is not None and not regions[i].any():
+            if forget is not None and not forget[i].any():
                 continue
             boxes = self.detector.detect(images[i])
-            if regions is not None:
-                boxes = [b for b in boxes if box_overlap(b, regions[i]) >= self.min_overlap]
+            if forget is not None:
+                boxes = [b for b in boxes if box_overlap(b, forget[i]) >= self.min_overlap]
             self.hits += int(len(boxes) > 0)
             self.count += 1
 

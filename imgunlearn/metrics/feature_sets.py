@@ -26,7 +26,8 @@ class FeatureSets(Metric):
         self.add_state("pred_features", [], dist_reduce_fx="cat")
         self.add_state("target_features", [], dist_reduce_fx="cat")
 
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
+               forget_mask: Tensor | None = None) -> None:
         """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1] (the sets may differ in size)."""
         with self.feature.sharing():  # the ground-truth row passes one tensor as both
             self.pred_features.append(self.feature(preds).double())

@@ -82,7 +82,8 @@ class FID(FrechetInceptionDistance):
             self.add_state(name, torch.zeros(width, width, dtype=torch.float64, device=self.device),
                            dist_reduce_fx="sum")
 
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
+               forget_mask: Tensor | None = None) -> None:
         """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1] (the sets may differ in size)."""
         with self.feature.sharing():
             if self.real_features_sum.numel() == 0:

@@ -53,7 +53,7 @@ class InceptionScore(Metric):
         self.add_state("logits", [], dist_reduce_fx="cat")
 
     def update(self, preds: Tensor, target: Tensor | None = None, mask: Tensor | None = None,
-               region: Tensor | None = None) -> None:
+               forget_mask: Tensor | None = None) -> None:
         """Add outputs `preds` `[B, 3, H, W]` in [0, 1]."""
         self.logits.append(self.feature(preds).double())
 

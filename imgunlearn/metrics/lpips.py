@@ -40,6 +40,7 @@ class LPIPS(LearnedPerceptualImagePatchSimilarity):
         except Exception as error:  # download or load failures of a third-party package
             raise FeatureUnavailableError(f"could not load LPIPS ({net_type}): {error}") from error
 
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
+               forget_mask: Tensor | None = None) -> None:
         """Add outputs `preds` and ground truths `target`, `[B, 3, H, W]` in [0, 1]."""
         super().update(preds.float().clamp(0, 1), target.float().clamp(0, 1))

@@ -1,4 +1,4 @@
-"""`PSNR`: peak signal-to-noise ratio over the whole image, the hidden pixels or the forget region."""
+"""`PSNR`: peak signal-to-noise ratio over the whole image, the hidden pixels or the forget content."""
 
 from __future__ import annotations
 
@@ -14,17 +14,18 @@ MIN_MSE = 1e-10
 class PSNR(RegionMetric):
     """Mean over images of `10 · log10(1 / MSE)`, the MSE taken over each image's selected pixels only.
 
-    Pixel values are in [0, 1] (data range 1). A region's PSNR is computed from the squared error of the
-    region's pixels alone, so the rest of the image does not dilute it.
+    Pixel values are in [0, 1] (data range 1). A selection's PSNR is computed from the squared error of the
+    selected pixels alone, so the rest of the image does not dilute it.
 
     Args:
-        region: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget region, e.g. the face box).
+        pixels: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget content, e.g. the face box).
             Images with no selected pixel are skipped; with none at all `compute` gives NaN.
     """
 
     higher_is_better = True
 
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
+               forget_mask: Tensor | None = None) -> None:
         """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1]."""
-        mse = self._region_mse(preds, target, mask, region)
+        mse = self._selected_mse(preds, target, mask, forget_mask)
         self._add(-10.0 * torch.log10(mse.clamp(min=MIN_MSE)))

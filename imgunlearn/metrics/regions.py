@@ -1,8 +1,8 @@
 """Which pixels a pixel metric looks at.
 
-Every pixel metric takes `region` = `"image"` (all pixels), `"mask"` (the hidden pixels the model had to
+Every pixel metric takes `pixels` = `"image"` (all pixels), `"mask"` (the hidden pixels the model had to
 fill in, 1 in the task's mask) or `"forget"` (the content to forget, e.g. the face box, 1 in the
-example's `region`). Images whose selection is empty are left out of the average.
+example's `forget_mask`). Images whose selection is empty are left out of the average.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from torch import Tensor
 
 from imgunlearn.metrics.mean import ImageMean
 
-REGIONS = ("image", "mask", "forget")
+PIXELS = ("image", "mask", "forget")
 
 
-def check_region(region: str) -> str:
-    if region not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
-    return region
+def check_pixels(pixels: str) -> str:
+    if pixels not in PIXELS:
+        raise ValueError(f"unknown pixels {pixels!r}; known: {', '.join(PIXELS)}")
+    return pixels
 
 
 def check_pair(preds: Tensor, target: Tensor) -> None:
@@ -29,17 +29,17 @@ def check_pair(preds: Tensor, target: Tensor) -> None:
                          f"{tuple(preds.shape)} and {tuple(target.shape)}")
 
 
-def selection(region: str, preds: Tensor, mask: Tensor | None, forget_region: Tensor | None) -> Tensor:
+def selection(pixels: str, preds: Tensor, mask: Tensor | None, forget_mask: Tensor | None) -> Tensor:
     """The selected pixels as a float `[B, 1, H, W]` map (1 = selected)."""
     b, _, h, w = preds.shape
-    if region == "image":
+    if pixels == "image":
         return torch.ones(b, 1, h, w, device=preds.device, dtype=preds.dtype)
-    chosen = mask if region == "mask" else forget_region
+    chosen = mask if pixels == "mask" else forget_mask
     if chosen is None:
-        name = "mask" if region == "mask" else "region"
-        raise ValueError(f"a metric over region={region!r} needs the batch's {name!r}, got None")
+        name = "mask" if pixels == "mask" else "forget_mask"
+        raise ValueError(f"a metric over pixels={pixels!r} needs the batch's {name!r}, got None")
     if chosen.shape != (b, 1, h, w):
-        raise ValueError(f"{region} selection must be [B, 1, H, W] = {(b, 1, h, w)}, got {tuple(chosen.shape)}")
+        raise ValueError(f"{pixels} selection must be [B, 1, H, W] = {(b, 1, h, w)}, got {tuple(chosen.shape)}")
     return (chosen > 0.5).to(preds.dtype)
 
 
@@ -49,10 +49,10 @@ def per_image_mse(preds: Tensor, target: Tensor, weight: Tensor) -> tuple[Tensor
     Returns:
         `(mse [B], valid [B] bool)`; images with an empty selection are not valid.
     """
-    pixels = weight.sum(dim=(1, 2, 3))  # [B]
+    count = weight.sum(dim=(1, 2, 3))  # [B]
     squared = ((preds - target) ** 2 * weight).sum(dim=(1, 2, 3))  # [B]
-    valid = pixels > 0
-    mse = squared / (pixels.clamp(min=1) * preds.shape[1])
+    valid = count > 0
+    mse = squared / (count.clamp(min=1) * preds.shape[1])
     return mse, valid
 
 
@@ -73,20 +73,21 @@ def fills_box(selected: np.ndarray, box: tuple[int, int, int, int]) -> bool:
 
 
 class RegionMetric(ImageMean):
-    """Base of the pixel metrics: a per-image mean over the pixels that `region` selects.
+    """Base of the pixel metrics: a per-image mean over the pixels that `pixels` selects.
 
     Args:
-        region: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget region, e.g. the face box).
+        pixels: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget content, e.g. the face box).
             Images with no selected pixel are skipped; with none at all `compute` gives NaN.
     """
 
-    def __init__(self, region: str = "image", **kwargs) -> None:
+    def __init__(self, pixels: str = "image", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.region = check_region(region)
+        self.pixels = check_pixels(pixels)
 
-    def _region_mse(self, preds: Tensor, target: Tensor, mask: Tensor | None, region: Tensor | None) -> Tensor:
+    def _selected_mse(self, preds: Tensor, target: Tensor, mask: Tensor | None,
+                      forget_mask: Tensor | None) -> Tensor:
         """MSE `[N]` in float64 over the selected pixels of each image whose selection is not empty."""
         check_pair(preds, target)
-        weight = selection(self.region, preds, mask, region)
+        weight = selection(self.pixels, preds, mask, forget_mask)
         mse, valid = per_image_mse(preds.double(), target.double(), weight.double())
         return mse[valid]

@@ -1,10 +1,10 @@
-"""`SSIM`: structural similarity over the whole image, the hidden pixels or the forget region.
+"""`SSIM`: structural similarity over the whole image, the hidden pixels or the forget content.
 
 The whole-image value follows Wang et al. (2004) as `skimage.metrics.structural_similarity` computes it with
 `gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1`: an 11-tap Gaussian window,
 the map averaged over the pixels whose window lies inside the image, then over channels.
 
-A region that is a box (a centred inpainting hole, a face box) is cropped out of both images and scored
+A selection that is a box (a centred inpainting hole, a face box) is cropped out of both images and scored
 as an image of its own; the window shrinks to fit the crop (odd side, at least 7 px; a crop smaller than
 7 px is first resized up to 7 px). Any other selection (outpainting borders, scattered holes) averages the
 full image's SSIM map (reflect-padded so every pixel has a value) over the selected pixels.
@@ -93,13 +93,14 @@ class SSIM(RegionMetric):
     """Mean over images of the structural similarity (1 = identical structure, 0 = unrelated).
 
     Args:
-        region: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget region, e.g. the face box).
+        pixels: `"image"`, `"mask"` (hidden pixels) or `"forget"` (the forget content, e.g. the face box).
             Images with no selected pixel are skipped; with none at all `compute` gives NaN.
     """
 
     higher_is_better = True
 
-    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None, region: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
+               forget_mask: Tensor | None = None) -> None:
         """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1].
 
         SSIM is computed in the inputs' floating dtype (float32 images give float32 maps) and summed in float64.
@@ -107,10 +108,10 @@ class SSIM(RegionMetric):
         check_pair(preds, target)
         if not preds.is_floating_point():
             preds, target = preds.float(), target.float()
-        if self.region == "image":
+        if self.pixels == "image":
             self._add(ssim(preds, target))
             return
-        selected = (selection(self.region, preds, mask, region)[:, 0] > 0).cpu().numpy()  # [B, H, W] bool
+        selected = (selection(self.pixels, preds, mask, forget_mask)[:, 0] > 0).cpu().numpy()  # [B, H, W] bool
         crops: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int]]]] = {}
         for i in range(preds.shape[0]):
             box = bounding_box(selected[i])
