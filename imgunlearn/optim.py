@@ -62,9 +62,14 @@ def check_finite_loss(module: L.LightningModule, loss: Tensor) -> None:
 
 def check_finite_weights(model: nn.Module, step: int) -> None:
     """Stop when an optimiser step made a trainable weight NaN or inf, naming it (the same on every process)."""
-    for name, param in model.named_parameters():
-        if param.requires_grad and not bool(torch.isfinite(param.detach()).all()):
-            raise FloatingPointError(f"parameter {name} became non-finite after step {step}; lower the learning rate")
+    trained = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    if not trained:
+        return
+    finite = torch.stack([torch.isfinite(param.detach()).all() for _, param in trained])  # [P], one device sync below
+    if bool(finite.all()):
+        return
+    name = trained[int((~finite).nonzero()[0])][0]
+    raise FloatingPointError(f"parameter {name} became non-finite after step {step}; lower the learning rate")
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
