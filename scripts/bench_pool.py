@@ -9,6 +9,11 @@ reference rows and the wall time of every phase. Everything resumes: rerunning s
     python scripts/bench_pool.py --n-models 4 --people 60 --epochs 3          # a quick check that it runs
     python scripts/bench_pool.py --compare-training --n-models 0              # training throughput only
     python scripts/bench_pool.py --compare-jobs 8 --n-models 0                # 1 process vs 2 processes
+    python scripts/bench_pool.py --n-models 32 --tune reset_finetune,conv_transpose_finetune --tune-trials 12
+
+`--tune` runs `imgunlearn challenge tune` for each named method (one shared tuning pool in OUT/tune/pool, on a
+forget set of other people; `--tune-n-models`, `--tune-trials`), then its `best.yaml` at N on the reported forget
+set, filed as `<method>_tuned` beside the default row, and adds each study's trials to the output.
 
 `--compare-training` also measures training-step throughput of pool members trained one after another
 against several members trained at once with `torch.func` (stacked weights, `vmap`), on the recipe's model.
@@ -88,6 +93,46 @@ def compare_jobs(original: Path, out: Path, n_models: int, max_jobs: int) -> str
     return "\n".join(rows)
 
 
+def tune(method: str, out: Path, args: argparse.Namespace) -> tuple[Path, str]:
+    """`imgunlearn challenge tune` of `method` against OUT/original: its best.yaml and its trials as a table."""
+    import json
+
+    from imgunlearn.challenge.tune import main as challenge_tune
+
+    study = out / "tune" / method
+    argv = ["--original", str(out / "original"), "--method", method, "--trials", str(args.tune_trials),
+            "--n_models", str(args.tune_n_models), "--pool", str(out / "tune" / "pool"), "--out", str(study)]
+    if challenge_tune(argv) != 0:
+        raise RuntimeError(f"imgunlearn challenge tune {' '.join(argv)} failed")
+    summary = json.loads((study / "summary.json").read_text())
+    rows = [f"`imgunlearn challenge tune --method {method}` ({summary['trials']} trials, N = {args.tune_n_models}, "
+            f"tuning forget set of other people; trial 0 = the shipped settings; chosen: trial "
+            f"{summary['best']['trial']}):", "", "| trial | final score | forget score | time ratio | settings |",
+            "|---:|---:|---:|---:|---|"]
+    import csv
+
+    with open(study / "trials.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["state"] != "complete":
+                rows.append(f"| {row['trial']} | {row['state']} | | | |")
+                continue
+            settings = {k: row[k] for k in row if k not in ("trial", "state", "value") and row[k] != ""
+                        and k not in ("final_score", "forget_score", "time_ratio", "retain_acc", "test_acc",
+                                      "forget_acc", "seconds", "constraint", "error")}
+            shown = ", ".join(f"{k} {float(v):.3g}" if _number(v) else f"{k} {v}" for k, v in sorted(settings.items()))
+            rows.append(f"| {row['trial']} | {float(row['final_score']):.4f} | {float(row['forget_score']):.4f} | "
+                        f"{float(row['time_ratio']):.3f} | {shown} |")
+    return study / "best.yaml", "\n".join(rows)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-models", type=int, default=32, help="pool size N (0: skip the pools)")
@@ -96,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=None, help="comma-separated methods (default: every registered one)")
     parser.add_argument("--people", type=int, default=None, help="override the number of synthetic people")
     parser.add_argument("--epochs", type=int, default=None, help="override the training epochs")
+    parser.add_argument("--tune", default=None, help="comma-separated methods to tune (adds <method>_tuned rows)")
+    parser.add_argument("--tune-trials", type=int, default=12, help="trials per tuned method")
+    parser.add_argument("--tune-n-models", type=int, default=16, help="pool size N of each tuning trial")
     parser.add_argument("--compare-training", action="store_true", help="also measure vmap ensemble training")
     parser.add_argument("--ensemble-members", type=int, default=4)
     parser.add_argument("--compare-jobs", type=int, default=0, metavar="N",
@@ -127,6 +175,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"pool run of {method!r} failed", file=sys.stderr)
                 return 1
             timings.append((method if method != "retrain" else "retrained pool (2N)", time.perf_counter() - start))
+        for method in (args.tune.split(",") if args.tune else []):
+            start = time.perf_counter()
+            best, trials = tune(method, out, args)
+            timings.append((f"tuning {method} ({args.tune_trials} trials, N = {args.tune_n_models})",
+                            time.perf_counter() - start))
+            start = time.perf_counter()
+            if run_main(["--config", str(best), *common]) != 0:
+                print(f"pool run of tuned {method!r} failed", file=sys.stderr)
+                return 1
+            timings.append((f"{method}_tuned", time.perf_counter() - start))
+            methods.append(f"{method}_tuned")
+            sections.append(trials)
         scores = score_pool(out / "pool", methods)
         sections.append(f"Pool of N = {args.n_models} on {setting['num_people']} synthetic people, "
                         f"`{setting['model']}` × {setting['epochs']} epochs, "

@@ -7,6 +7,8 @@ Prints a markdown table and the timings (wall and process CPU seconds, which var
 
     python scripts/tune_unlearning.py --out runs/tune_bench --method noisy_label --budget 1.6
     python scripts/tune_unlearning.py --out runs/tune_bench --method encoder_teacher --original runs/tune_bench/original
+
+`--source DIR/splits.csv` runs the same on a CSV dataset (e.g. one written by `scripts/make_photo_dataset.py`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1.6,
                         help="tuning wall-time budget (--max_minutes) as a multiple of the pretraining time; the "
                              "trial running at the limit still finishes")
-    parser.add_argument("--trials", type=int, default=40, help="upper bound on trials (the time budget decides)")
+    parser.add_argument("--trials", type=int, default=10,
+                        help="upper bound on trials (the time budget decides); a third of them, at least 3, are "
+                             "random start-up trials of the TPE sampler")
+    parser.add_argument("--source", default="synthetic", help="'synthetic' (the embedded survey) or a CSV path")
     parser.add_argument("--steps", type=int, default=300, help="unlearning steps (trials and final runs)")
     parser.add_argument("--min-steps", type=int, default=None, help="search steps between this and --steps")
     parser.add_argument("--pretrain-steps", type=int, default=1800)
@@ -53,7 +58,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    data = ForgetRetainDataModule(source="synthetic", size=64, task="restore", task_args=TASK_ARGS, batch_size=16)
+    data = ForgetRetainDataModule(source=args.source, size=64, task="restore", task_args=TASK_ARGS, batch_size=16)
     data.setup("fit")
     timing_file = out / "pretrain_timing.json"
     if args.original:
@@ -69,7 +74,7 @@ def main() -> None:
     tune_dir = out / f"tune_{args.method}"
     argv = ["tune", "--original", str(original_dir), "--method", args.method, "--out", str(tune_dir), "--overwrite",
             "--trials", str(args.trials), "--max_steps", str(args.steps), "--max_minutes",
-            f"{args.budget * pre['wall_s'] / 60:.3f}", "--data.task_args", json.dumps(TASK_ARGS),
+            f"{args.budget * pre['wall_s'] / 60:.3f}", "--data.task_args", json.dumps(TASK_ARGS), "--data.source", args.source,
             "--start_from_defaults", args.start_from_defaults]
     if args.min_steps:
         argv += ["--min_steps", str(args.min_steps)]
