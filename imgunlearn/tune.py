@@ -70,9 +70,11 @@ def build_parser():
     return parser
 
 
-def _accelerator(device: str) -> str:
-    kind = device.split(":")[0]
-    return {"cuda": "gpu"}.get(kind, kind)
+def trainer_device(device: str) -> dict[str, Any]:
+    """Lightning's `accelerator` and `devices` for one torch device string: `cuda:1` -> gpu, devices [1]."""
+    kind, _, index = device.partition(":")
+    accelerator = {"cuda": "gpu"}.get(kind, kind)
+    return {"accelerator": accelerator, "devices": [int(index)] if index else 1}
 
 
 def _task(original: Path, options: dict[str, Any]) -> Any:
@@ -147,7 +149,7 @@ def main_cfg(cfg: Any, parser: Any) -> int:
 
             settings = dict(settings)
             steps = int(settings.pop("max_steps", cfg.max_steps))
-            model = unlearn(original, data, method=cfg.method, max_steps=steps, accelerator=_accelerator(device),
+            model = unlearn(original, data, method=cfg.method, max_steps=steps, **trainer_device(device),
                             progress=False, **settings)
             return scorer.score(model)
 

@@ -138,3 +138,15 @@ def test_tune_refuses_bad_input_by_name(original, tmp_path, capsys):
     assert "differs from the task the original was trained for" in capsys.readouterr().err
     assert tune(original, tmp_path / "d", "--min_steps", "5") == 2
     assert "min_steps must lie in [1, max_steps=2], got 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("cpu", {"accelerator": "cpu", "devices": 1}),
+    ("cuda", {"accelerator": "gpu", "devices": 1}),
+    ("cuda:1", {"accelerator": "gpu", "devices": [1]}),
+    ("mps", {"accelerator": "mps", "devices": 1}),
+])
+def test_trials_run_on_the_device_asked_for_including_its_index(device, expected):
+    from imgunlearn.tune import trainer_device
+
+    assert trainer_device(device) == expected
