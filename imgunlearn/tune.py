@@ -9,7 +9,7 @@
 Each trial unlearns with settings drawn from the method's `search_space` (Optuna TPE, seeded) and is scored on a
 validation split carved from the training forget and retain images; the held-out splits are never read (see
 `imgunlearn.tuning_i2i`). The objective is the most forgetting whose retain PSNR stays within `--retain_tolerance`
-dB of the original's. The study lives in `OUT/study.db`: rerunning the same command resumes it, and a larger
+dB of the original's (give or take `--retain_noise` standard errors of its validation estimate). The study lives in `OUT/study.db`: rerunning the same command resumes it, and a larger
 `--trials` extends it. `OUT` holds `best.yaml` (a method config for `imgunlearn unlearn --config`), `trials.csv`,
 `tradeoff.png` (every trial's retain change against its forget change, the constraint and the chosen trial),
 `summary.json`, `validation_splits.csv` and `config.yaml`.
@@ -59,6 +59,9 @@ def build_parser():
                help="run the method's shipped settings (its constructor defaults) as the first trial")
     add_option(parser, "retain_tolerance", type=float, default=0.5,
                help="retain PSNR (dB) a trial may lose against the original and stay feasible")
+    add_option(parser, "retain_noise", type=float, default=1.0,
+               help="standard errors of the validation estimate of the retain change a trial may lose beyond "
+                    "--retain_tolerance and stay feasible (0: the tolerance exactly)")
     add_option(parser, "detection_weight", type=float, default=10.0,
                help="with forget boxes: dB of forgetting that one unit of face detection rate is worth")
     add_option(parser, "validation_share", type=float, default=0.2,
@@ -134,7 +137,7 @@ def main_cfg(cfg: Any, parser: Any) -> int:
         data.setup("fit")
         original = load_model(original_dir)
         scorer = Scorer(original, data, cfg.retain_tolerance, cfg.detection_weight,
-                        data.hparams.eval_batch_size or data.hparams.batch_size, device)
+                        data.hparams.eval_batch_size or data.hparams.batch_size, device, cfg.retain_noise)
         _write_records(run.path, data, scorer)
         save_config(parser, cfg, run.path)
         first = {**default_settings(cls, space), "max_steps": cfg.max_steps} if cfg.start_from_defaults else None

@@ -150,3 +150,33 @@ def test_trials_run_on_the_device_asked_for_including_its_index(device, expected
     from imgunlearn.tune import trainer_device
 
     assert trainer_device(device) == expected
+
+
+def test_per_image_psnr_matches_the_formula_and_marks_identical_images():
+    from imgunlearn.tuning_i2i import per_image_psnr
+
+    images = np.zeros((2, 3, 4, 4), dtype=np.uint8)
+    outputs = images.copy()
+    outputs[0] = 51  # every pixel off by 0.2: mse 0.04 -> 13.98 dB
+    psnr = per_image_psnr(outputs, images)
+    assert psnr[0] == pytest.approx(-10 * np.log10(0.04))
+    assert psnr[1] == 100.0
+
+
+def test_retain_noise_allows_that_many_standard_errors_beyond_the_tolerance():
+    from imgunlearn.models import create_model
+    from imgunlearn.tuning_i2i import Scorer
+
+    data = TuningDataModule(source="synthetic", **DATA, validation_share=0.25)
+    data.setup("fit")
+    torch.manual_seed(0)
+    original = create_model("unet_tiny").eval()
+    changed = create_model("unet_tiny").eval()  # other weights: retain PSNR moves, differently per image
+    exact = Scorer(original, data, retain_tolerance=0.5, retain_noise=0.0).score(changed)
+    loose = Scorer(original, data, retain_tolerance=0.5, retain_noise=2.0).score(changed)
+    se = exact.figures["retain_change_se"]
+    assert se > 0
+    assert exact.constraint == pytest.approx(-exact.figures["retain_change_db"] - 0.5)
+    assert loose.constraint == pytest.approx(exact.constraint - 2.0 * se)
+    with pytest.raises(ValueError, match="retain_noise must be >= 0 standard errors, got -1"):
+        Scorer(original, data, retain_noise=-1.0)
