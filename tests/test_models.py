@@ -46,11 +46,21 @@ def test_every_family_registers_tiny_and_small():
     assert len(TINY) >= len(FAMILIES)
 
 
-@pytest.mark.parametrize("name", list_models("*_small"))
+@pytest.mark.parametrize("name", list_models("*_small*"))
 def test_small_variants_build_with_their_name(name):
     model = create_model(name)
     assert isinstance(model, ImageToImageModel)
     assert model.config["name"] == name and name.startswith(model.family)
+
+
+def test_vqgan_small_f2_keeps_half_the_resolution_in_its_latent():
+    model = create_model("vqgan_small_f2").eval()
+    model_input, mask, _ = batch("inpaint")
+    with torch.no_grad():
+        latent = model.encode(model_input, mask)
+        output = model.decode(latent, model_input, mask)
+    assert latent.shape == (3, 8, SIZE // 2, SIZE // 2)
+    assert output.shape == (3, 3, SIZE, SIZE)
 
 
 @pytest.mark.slow
