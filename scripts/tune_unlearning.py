@@ -36,6 +36,17 @@ def timed(fn):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def pretrain_timing(original_dir: Path) -> dict:
+    """The original's pretraining time: written by this script, or by `scripts/original_cache.py` (wall only)."""
+    mine, cached = original_dir.parent / "pretrain_timing.json", original_dir.parent / "demo.json"
+    if mine.is_file():
+        return json.loads(mine.read_text())
+    if cached.is_file():
+        record = json.loads(cached.read_text())
+        return {"wall_s": record["timings"]["pretrain_s"], "cpu_s": float("nan"), "steps": record["pretrain_steps"]}
+    raise SystemExit(f"no pretraining time next to {original_dir} (pretrain_timing.json or demo.json)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True)
@@ -63,7 +74,7 @@ def main() -> None:
     timing_file = out / "pretrain_timing.json"
     if args.original:
         original_dir = Path(args.original)
-        pre = json.loads((original_dir.parent / "pretrain_timing.json").read_text())
+        pre = pretrain_timing(original_dir)
     else:
         model, wall, cpu = timed(lambda: pretrain("unet_small", data, max_steps=args.pretrain_steps, progress=False))
         original_dir = save(model, out / "original", data.task)
@@ -74,7 +85,8 @@ def main() -> None:
     tune_dir = out / f"tune_{args.method}"
     argv = ["tune", "--original", str(original_dir), "--method", args.method, "--out", str(tune_dir), "--overwrite",
             "--trials", str(args.trials), "--max_steps", str(args.steps), "--max_minutes",
-            f"{args.budget * pre['wall_s'] / 60:.3f}", "--data.task_args", json.dumps(TASK_ARGS), "--data.source", args.source,
+            f"{args.budget * pre['wall_s'] / 60:.3f}", "--data.task_args", json.dumps(TASK_ARGS),
+            "--data.source", args.source,
             "--start_from_defaults", args.start_from_defaults]
     if args.min_steps:
         argv += ["--min_steps", str(args.min_steps)]
