@@ -402,3 +402,13 @@ def test_mae_padding_mask_means_the_same_fused_and_unfused():
             block.attn.fused_attn = False
         unfused = model.encode(model_input, mask)
     assert torch.allclose(fused, unfused, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "model").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_model_configs_state_their_registered_preset(path):
+    init_args = yaml.safe_load(path.read_text())["model"]["init_args"]["model"]["init_args"]
+    registered = create_model(init_args["name"]).config
+    for key, value in init_args.items():
+        expected = list(registered[key]) if isinstance(registered[key], (list, tuple)) else registered[key]
+        assert value == expected, f"{path.name}: {key}={value!r}, the preset has {registered[key]!r}"
