@@ -187,11 +187,16 @@ class Scorer:
 
 
 def per_image_psnr(outputs: Any, images: Any) -> np.ndarray:
-    """PSNR (dB, peak 1) of each uint8 output `[N, 3, H, W]` against its uint8 image; 100 dB where identical."""
-    a = np.asarray(outputs, dtype=np.float64) / 255.0
-    b = np.asarray(images, dtype=np.float64) / 255.0
-    mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)  # [N]
-    return np.where(mse > 0, -10.0 * np.log10(np.maximum(mse, 1e-10)), 100.0)
+    """PSNR (dB) of each uint8 output `[N, 3, H, W]` against its uint8 image, as the `psnr` metric computes it."""
+    import torch
+
+    from imgunlearn.metrics.psnr import psnr_of_mse
+    from imgunlearn.metrics.regions import per_image_mse
+
+    a = torch.as_tensor(outputs).double() / 255.0
+    b = torch.as_tensor(images).double() / 255.0
+    mse, _ = per_image_mse(a, b, torch.ones_like(a[:, :1]))  # [N], every pixel
+    return psnr_of_mse(mse).numpy()
 
 
 def method_config(cls: type, settings: dict[str, Any], original: str, max_steps: int) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
+import json
 import os
 import sys
 import time
@@ -96,8 +98,6 @@ def compare_jobs(original: Path, out: Path, n_models: int, max_jobs: int) -> str
 def tune(method: str, out: Path, args: argparse.Namespace) -> tuple[Path, str, int]:
     """`imgunlearn challenge tune` of `method` against OUT/original (a study holding at least `--tune-trials`
     trials is reused as it is): its best.yaml, its trials as a table and how many there are."""
-    import json
-
     from imgunlearn.challenge.tune import main as challenge_tune
 
     study = out / "tune" / method
@@ -110,8 +110,6 @@ def tune(method: str, out: Path, args: argparse.Namespace) -> tuple[Path, str, i
             f"tuning forget set of other people; trial 0 = the shipped settings; chosen: trial "
             f"{summary['best']['trial']}):", "", "| trial | final score | forget score | time ratio | settings |",
             "|---:|---:|---:|---:|---|"]
-    import csv
-
     with open(study / "trials.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["state"] != "complete":

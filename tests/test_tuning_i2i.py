@@ -161,6 +161,11 @@ def test_per_image_psnr_matches_the_formula_and_marks_identical_images():
     psnr = per_image_psnr(outputs, images)
     assert psnr[0] == pytest.approx(-10 * np.log10(0.04))
     assert psnr[1] == 100.0
+    from imgunlearn.metrics import PSNR
+
+    metric = PSNR()  # the figure evaluation reports: the mean of these per-image values
+    metric.update(torch.as_tensor(outputs).float() / 255, torch.as_tensor(images).float() / 255)
+    assert float(metric.compute()) == pytest.approx(psnr.mean(), rel=1e-5)
 
 
 def test_retain_noise_allows_that_many_standard_errors_beyond_the_tolerance():

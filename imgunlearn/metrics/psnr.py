@@ -27,5 +27,9 @@ class PSNR(RegionMetric):
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None,
                forget_mask: Tensor | None = None) -> None:
         """Add a batch of outputs `preds` and ground truths `target`, both `[B, C, H, W]` in [0, 1]."""
-        mse = self._selected_mse(preds, target, mask, forget_mask)
-        self._add(-10.0 * torch.log10(mse.clamp(min=MIN_MSE)))
+        self._add(psnr_of_mse(self._selected_mse(preds, target, mask, forget_mask)))
+
+
+def psnr_of_mse(mse: Tensor) -> Tensor:
+    """`10 · log10(1 / mse)` for pixel values in [0, 1]; identical images (mse below `MIN_MSE`) give 100 dB."""
+    return -10.0 * torch.log10(mse.clamp(min=MIN_MSE))
