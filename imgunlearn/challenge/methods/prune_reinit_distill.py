@@ -84,10 +84,11 @@ class PruneReinitDistill(ClassifierUnlearning):
         seed: Seeds the re-drawn values and the batch order.
     """
 
+    # Around the defaults: at N = 16, every trial below lr 3e-3, one epoch or 70% pruned scored under half of them.
     search_space: ClassVar[dict[str, BaseDistribution]] = {
-        "prune_share": FloatDistribution(0.5, 0.99),
-        "epochs": IntDistribution(1, 4),
-        "lr": FloatDistribution(3e-4, 1e-1, log=True),
+        "prune_share": FloatDistribution(0.8, 0.99),
+        "epochs": IntDistribution(2, 4),
+        "lr": FloatDistribution(3e-3, 5e-2, log=True),
     }
 
     def __init__(self, prune_share: float = 0.9, epochs: int = 3, lr: float = 1e-2, class_weight_power: float = 0.1,

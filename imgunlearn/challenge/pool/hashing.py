@@ -1,14 +1,17 @@
 """What identifies a pool member: content hashes of data, weights and code, and the members' seeds.
 
 A member's input hash covers everything that could change its numbers: the data split, the original's weights,
-the training recipe or the method's settings, the seed, and the code that ran. The code is the whole
-`imgunlearn` package (`code_digest`: its version and a digest of every `.py` file in it), plus, for a user's
-function, the full source of the file it is defined in (`hash_callable`). Changing a helper a method calls, or
-a user module's global, therefore gives new members instead of mixing two versions in one pool.
+the training recipe or the method's settings, the seed, and the code that ran. The code is every `.py` file
+of `imgunlearn.challenge` and of every `imgunlearn` module it imports, directly or through another
+(`code_digest`; the image-to-image models, methods and metrics are outside it), plus, for a user's function, the
+full source of the file it is defined in (`hash_callable`). Changing a helper a method calls, or a user module's
+global, therefore gives new members instead of mixing two versions in one pool; editing an image-to-image model
+does not throw a pool away.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import inspect
@@ -60,18 +63,71 @@ def hash_state_dict(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
-def code_digest() -> str:
-    """`"<version>+<sha256 prefix>"` of the installed `imgunlearn` package: its version and every `.py` file in it."""
+def _imported_modules(path: Path, package_root: Path) -> set[str]:
+    """Dotted names of the `imgunlearn` modules `path` imports anywhere in it (top level or inside a function)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    here = path.relative_to(package_root.parent).with_suffix("").parts  # ("imgunlearn", "challenge", "data")
+    package = here[:-1]  # the package a relative import starts from
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: `from .x import y` inside package `package`
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {name for name in names if name == "imgunlearn" or name.startswith("imgunlearn.")}
+
+
+def challenge_code_files(package_root: Path) -> list[Path]:
+    """The files `imgunlearn.challenge` runs: its own `.py` files and every `imgunlearn` module they import.
+
+    Imports are followed statically (the `ast` of each file, `import` statements anywhere in it), so a module
+    imported only inside a function counts too. A dotted name that is a package brings its `__init__.py`.
+    """
+    def file_of(name: str) -> Path | None:
+        path = package_root.joinpath(*name.split(".")[1:])  # "imgunlearn.io" -> <root>/io
+        for candidate in (path / "__init__.py", path.with_suffix(".py")):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    pending = sorted((package_root / "challenge").rglob("*.py"))
+    seen: set[Path] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imported_modules(path, package_root):
+            for prefix in (name.split(".")[:k] for k in range(1, name.count(".") + 2)):  # parents' __init__ run too
+                found = file_of(".".join(prefix))
+                if found is not None and found not in seen:
+                    pending.append(found)
+    return sorted(seen)
+
+
+def package_digest(package_root: Path) -> str:
+    """`"<version>+<sha256 prefix>"`: the package version and every file of `challenge_code_files(package_root)`."""
     import imgunlearn
 
-    root = Path(imgunlearn.__file__).resolve().parent
     digest = hashlib.sha256(imgunlearn.__version__.encode())
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+    for path in challenge_code_files(package_root):
+        digest.update(path.relative_to(package_root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
     return f"{imgunlearn.__version__}+{digest.hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """`package_digest` of the installed `imgunlearn` package (computed once per process)."""
+    import imgunlearn
+
+    return package_digest(Path(imgunlearn.__file__).resolve().parent)
 
 
 def _source_file_text(target: Any) -> str | None:
