@@ -195,6 +195,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "decoder_depth": 1, "decoder_num_heads": 2, "mlp_ratio": 2.0},
     "mae_small": {"patch_size": 8, "embed_dim": 128, "depth": 4, "num_heads": 4, "decoder_embed_dim": 64,
                   "decoder_depth": 2, "decoder_num_heads": 4},
+    "mae_small_p4": {"patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4, "decoder_embed_dim": 64,
+                     "decoder_depth": 2, "decoder_num_heads": 4},
     "mae_base": {"patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12, "decoder_embed_dim": 512,
                  "decoder_depth": 8, "decoder_num_heads": 16},
 }
@@ -214,6 +216,12 @@ def mae_tiny(**kwargs: Any) -> MaskedAutoencoder:
 def mae_small(**kwargs: Any) -> MaskedAutoencoder:
     """Patch 8, width 128, 4 encoder + 2 decoder blocks: the CPU demo model."""
     return _build("mae_small", kwargs)
+
+
+@MODELS.register()
+def mae_small_p4(**kwargs: Any) -> MaskedAutoencoder:
+    """`mae_small` with 4 px patches (256 tokens at 64 px): each token predicts 48 values instead of 192."""
+    return _build("mae_small_p4", kwargs)
 
 
 @MODELS.register()
