@@ -14,7 +14,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution
 from torch.utils.data import DataLoader
 
-from imgunlearn.challenge.commands import train_original_parser, unlearn_parser
+from imgunlearn.challenge.commands import hyperparameters_of, train_original_parser, unlearn_parser
 from imgunlearn.challenge.data import FaceAgeDataset, make_loaders, split_faces
 from imgunlearn.challenge.methods import (
     CLASSIFIER_METHODS,
@@ -26,6 +26,7 @@ from imgunlearn.challenge.methods import (
     resolve_unlearning,
 )
 from imgunlearn.challenge.models import create_classifier
+from imgunlearn.challenge.pool_commands import run_parser
 from imgunlearn.challenge.synthetic_faces import generate_faces
 from imgunlearn.challenge.training import accuracy, predict, seeded, train_classifier
 
@@ -299,11 +300,21 @@ def test_challenge_configs_are_valid(path):
     if "method" in values:
         assert values["method"] in CLASSIFIER_METHODS
         resolve_unlearning(values["method"], **values.get("hyperparameters", {}))
-        parser = unlearn_parser()
+        parsers = [unlearn_parser(), run_parser()]  # one config serves `challenge unlearn` and `challenge run`
     else:
-        parser = train_original_parser()
-    dests = {a.dest for a in parser._actions} | {"hyperparameters"}
-    assert {k.replace("-", "_") for k in values} <= dests
+        parsers = [train_original_parser()]
+    for parser in parsers:
+        required = ["--original", "x", "--out", "y"] if "method" in values else ["--out", "y"]
+        cfg = parser.parse_args(["--config", str(path), *required])
+        assert cfg.get("hyperparameters", {}) == values.get("hyperparameters", {})
+
+
+def test_run_and_unlearn_take_hyperparameters_the_same_way():
+    argv = ["--method", "scrub", "--original", "x", "--out", "y", "--set", "lr=0.5"]
+    for parser in (unlearn_parser(), run_parser()):
+        old = parser.parse_args([*argv[:2], "--method_kwargs", '{"epochs": 2}', *argv[2:]])
+        new = parser.parse_args([*argv[:2], "--hyperparameters", '{"epochs": 2}', *argv[2:]])
+        assert hyperparameters_of(old) == hyperparameters_of(new) == {"epochs": 2, "lr": 0.5}
 
 
 def test_there_is_a_config_per_method():

@@ -85,13 +85,13 @@ def test_challenge_tune_never_reads_the_reported_forget_set_and_resumes(original
     assert (out / "scores.png").stat().st_size > 1000
 
     best = yaml.safe_load((out / "best.yaml").read_text())
-    assert best["method"] == "finetune" and set(best["method_kwargs"]) == {"epochs", "lr"}
+    assert best["method"] == "finetune" and set(best["hyperparameters"]) == {"epochs", "lr"}
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["challenge", "run", "--config", str(out / "best.yaml"), "--original", str(original),
               "--out", str(tmp_path / "pool"), "--print_config"])
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["method"] == "finetune" and printed["method_kwargs"] == best["method_kwargs"]
+    assert printed["method"] == "finetune" and printed["hyperparameters"] == best["hyperparameters"]
 
     assert main([*args, "--trials", "3"]) == 0  # extends the study: the first trials stay as they were
     rows = list(csv.DictReader((out / "trials.csv").open()))

@@ -152,10 +152,7 @@ def unlearn_parser() -> ArgumentParser:
     p = command_parser("imgunlearn challenge unlearn", "Unlearn the forget set of a train-original run with one method.")
     add_option(p, "method", type=str, required=True,
                help="a registered method (imgunlearn challenge methods) or module:function / file.py:function")
-    add_option(p, "hyperparameters", type=dict[str, Any], default={},
-               help="hyperparameters of a registered method (a mapping; usually from --config)")
-    add_option(p, "set", type=str, action="append", default=[],
-               help="KEY=VALUE: one hyperparameter of a registered method (YAML value), repeatable")
+    add_hyperparameter_options(p)
     add_option(p, "original", type=str, required=True, help="output folder of train-original")
     add_option(p, "seed", type=int, default=0)
     add_option(p, "batch_size", type=int, default=64)
@@ -166,7 +163,18 @@ def unlearn_parser() -> ArgumentParser:
     return p
 
 
-def _hyperparameters(cfg: Namespace) -> dict[str, Any]:
+def add_hyperparameter_options(parser: ArgumentParser) -> None:
+    """`--hyperparameters` (a mapping, usually from `--config`; `--method_kwargs` is an older spelling) and
+    `--set KEY=VALUE`: how `unlearn` and `run` both take a registered method's settings."""
+    parser.add_argument("--hyperparameters", "--method_kwargs", "--method-kwargs", dest="hyperparameters",
+                        type=dict[str, Any], default={},
+                        help="hyperparameters of a registered method (a mapping; usually from --config)")
+    add_option(parser, "set", type=str, action="append", default=[],
+               help="KEY=VALUE: one hyperparameter of a registered method (YAML value), repeatable")
+
+
+def hyperparameters_of(cfg: Namespace) -> dict[str, Any]:
+    """`--hyperparameters` with every `--set KEY=VALUE` applied on top."""
     values = dict(cfg.hyperparameters or {})
     for item in cfg.get("set") or []:
         key, sep, value = item.partition("=")
@@ -203,7 +211,7 @@ def _unlearn(parser: ArgumentParser, cfg: Namespace) -> int:
     from imgunlearn.challenge.methods import resolve_unlearning
 
     device = resolve_device(cfg.device)
-    hyperparameters = _hyperparameters(cfg)
+    hyperparameters = hyperparameters_of(cfg)
     cfg.hyperparameters = hyperparameters  # saved resolved: --set folded into hyperparameters
     del cfg.set
     registered = ":" not in cfg.method

@@ -1,7 +1,7 @@
 """`imgunlearn challenge run` and `imgunlearn challenge score`, and the original-model directory they read.
 
     imgunlearn challenge run --method NAME|module:function --n_models N --original DIR --out DIR
-                             [--cache DIR] [--shard i/n|auto | --jobs K] [--device cuda] [--method_kwargs JSON]
+                             [--cache DIR] [--shard i/n|auto | --jobs K] [--device cuda] [--hyperparameters JSON] [--set K=V]
     imgunlearn challenge run --method retrain --n_models N --original DIR --out DIR   # the reference pool
     imgunlearn challenge score --pool DIR [--method NAME ...] [--n_models N]
 
@@ -173,11 +173,13 @@ def load_original(directory: str | Path, batch_size: int = 64) -> Original:
 
 
 def run_parser() -> ArgumentParser:
+    from imgunlearn.challenge.commands import add_hyperparameter_options
+
     p = command_parser("imgunlearn challenge run", "Make (a shard of) a pool of unlearned and retrained models.")
     add_option(p, "method", type=str, required=True,
                help="registered method name, module:function, path/to/file.py:function, or 'retrain' "
                     "(the independent retrained reference pool alone)")
-    add_option(p, "method_kwargs", type=dict[str, Any], default={}, help="hyperparameters of a registered method")
+    add_hyperparameter_options(p)
     add_option(p, "name", type=str | None, default=None, help="name the results are filed under (default: the method)")
     add_option(p, "n_models", type=int, default=32, help="pool size N")
     add_option(p, "original", type=str, required=True, help="output directory of `imgunlearn challenge train-original`")
@@ -258,7 +260,10 @@ def _run(parser: ArgumentParser, cfg: Namespace) -> int:
         torch.set_num_threads(cfg.threads)
     _check_out(cfg)
     method: Any = cfg.method
-    kwargs = dict(cfg.method_kwargs or {})
+    from imgunlearn.challenge.commands import hyperparameters_of
+
+    kwargs = hyperparameters_of(cfg)
+    cfg.hyperparameters, cfg.set = kwargs, []  # saved resolved
     name = cfg.name
     if method != RETRAIN_METHOD:
         from imgunlearn.challenge.methods import resolve_unlearning
@@ -267,7 +272,7 @@ def _run(parser: ArgumentParser, cfg: Namespace) -> int:
         name = name or (cfg.method if not kwargs else f"{cfg.method}{json.dumps(kwargs, sort_keys=True)}")
     elif kwargs or name:
         raise ValueError("--method retrain builds the reference pool with the original's recipe: it takes no "
-                         "--method_kwargs or --name")
+                         "--hyperparameters, --set or --name")
     original = load_original(cfg.original, batch_size=cfg.batch_size)
     common = dict(method_name=name, cache_dir=cfg.cache, base_seed=cfg.seed, device=device)
     retrain = original.recipe.retrainer(original.data, original.num_classes, device)

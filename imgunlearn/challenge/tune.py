@@ -280,7 +280,7 @@ def _trial(cfg: Any, pool: Path, tuning_original: Path, number: int, settings: d
 
     name = trial_name(cfg.method, number)
     argv = ["--original", str(tuning_original), "--out", str(pool), "--method", cfg.method,
-            "--method_kwargs", json.dumps(settings), "--name", name, "--n_models", str(cfg.n_models),
+            "--hyperparameters", json.dumps(settings), "--name", name, "--n_models", str(cfg.n_models),
             "--seed", str(cfg.seed), "--batch_size", str(cfg.batch_size), "--jobs", str(cfg.jobs),
             "--device", device, "--no_progress"]
     if cfg.threads is not None:
@@ -321,7 +321,7 @@ def _write_results(out: Path, study: Any, cfg: Any, seconds: float) -> dict[str,
                 f"forget score {attrs['forget_score']:.4f}, time ratio {attrs['time_ratio']:.2f}"
                 + ("" if feasible else " -- NO trial met the time cutoff; this is the closest")
                 + ".\nUse: imgunlearn challenge run --config best.yaml --original ORIGINAL --out POOL --n_models N")
-        write_yaml(out / BEST_FILE, {"method": cfg.method, "method_kwargs": settings, "name": f"{cfg.method}_tuned"},
+        write_yaml(out / BEST_FILE, {"method": cfg.method, "hyperparameters": settings, "name": f"{cfg.method}_tuned"},
                    note)
         summary["best"] = {"trial": best.number, "feasible": feasible, "settings": settings, "figures": dict(attrs)}
     write_json(out / "summary.json", summary, indent=2)
