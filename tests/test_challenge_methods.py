@@ -320,3 +320,24 @@ def test_run_and_unlearn_take_hyperparameters_the_same_way():
 def test_there_is_a_config_per_method():
     methods = {yaml.safe_load(p.read_text()).get("method") for p in CONFIGS}
     assert set(list_methods()) <= methods
+
+
+def test_prune_reinit_distill_cosine_schedule_anneals_to_zero(setting, monkeypatch):
+    original, loaders = setting
+    rates = []
+    step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    _run(resolve_unlearning("prune_reinit_distill", epochs=2, lr=0.1, schedule="cosine", seed=0), original, loaders)
+    steps = 2 * len(loaders["retain"])
+    assert len(rates) == steps and rates[0] == pytest.approx(0.1)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.1 * 5 / steps  # last steps near 0
+    rates.clear()
+    _run(resolve_unlearning("prune_reinit_distill", epochs=2, lr=0.1, seed=0), original, loaders)
+    assert rates == [pytest.approx(0.1)] * steps  # the published recipe: constant
+    with pytest.raises(ValueError, match="'linear'"):
+        resolve_unlearning("prune_reinit_distill", schedule="linear")

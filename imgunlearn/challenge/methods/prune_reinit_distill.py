@@ -6,7 +6,8 @@ match, quantise):
 1. Global L1 pruning: the `prune_share` of all conv and linear weights and biases with the smallest magnitude
    (one threshold over the whole network) are selected.
 2. Selected weights are re-drawn uniformly in `±1/sqrt(fan_in)`; selected biases are set to 0.
-3. `epochs` passes over the retain set with SGD on `CE_w(logits, labels) + MSE(H(student), H(original))`: a
+3. `epochs` passes over the retain set with SGD (constant learning rate, or annealed to 0 per batch with
+   `schedule="cosine"`) on `CE_w(logits, labels) + MSE(H(student), H(original))`: a
    cross-entropy weighted by `count^-0.1` per age group plus the squared difference between the entropy of the
    network's prediction and the original's (the original's confidence is matched, not its class).
 4. The weights are rounded to float16 and back (the "quantise" step).
@@ -32,11 +33,14 @@ from imgunlearn.challenge.methods.base import (
     ClassifierUnlearning,
     check_positive,
     check_share,
+    cosine,
     finetune_retain,
     frozen_copy,
     sgd,
 )
 from imgunlearn.challenge.training import device_of, labels_of, num_classes_of
+
+SCHEDULES = ("constant", "cosine")
 
 
 def prunable(net: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -78,7 +82,8 @@ class PruneReinitDistill(ClassifierUnlearning):
     """Args:
         prune_share: Share of all conv/linear parameters re-drawn (the smallest in magnitude).
         epochs: Passes over the retain set.
-        lr: SGD learning rate (constant).
+        lr: SGD learning rate (constant, or the peak of the cosine).
+        schedule: `constant` (as published) or `cosine` (annealed to 0 over all batches, like retraining).
         class_weight_power: Cross-entropy class weights are `count^-class_weight_power`.
         weight_decay: SGD weight decay.
         seed: Seeds the re-drawn values and the batch order.
@@ -92,11 +97,13 @@ class PruneReinitDistill(ClassifierUnlearning):
     }
 
     def __init__(self, prune_share: float = 0.9, epochs: int = 3, lr: float = 1e-2, class_weight_power: float = 0.1,
-                 weight_decay: float = 5e-4, seed: int | None = None) -> None:
+                 weight_decay: float = 5e-4, schedule: str = "constant", seed: int | None = None) -> None:
         super().__init__(seed)
         check_share(prune_share=prune_share)
         check_positive(epochs=epochs, lr=lr)
-        self.prune_share, self.epochs, self.lr = prune_share, int(epochs), lr
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        self.prune_share, self.epochs, self.lr, self.schedule = prune_share, int(epochs), lr, schedule
         self.class_weight_power, self.weight_decay = class_weight_power, weight_decay
 
     def unlearn(self, net: nn.Module, retain_loader: DataLoader, forget_loader: DataLoader,
@@ -112,7 +119,8 @@ class PruneReinitDistill(ClassifierUnlearning):
             return F.cross_entropy(logits, labels, weight=class_weights) + F.mse_loss(entropy(logits), target)
 
         optimizer = sgd(net.parameters(), self.lr, weight_decay=self.weight_decay)
-        finetune_retain(net, retain_loader, optimizer, None, self.epochs, step_per_batch=False, loss=ce_and_entropy)
+        scheduler = cosine(optimizer, self.epochs * len(retain_loader)) if self.schedule == "cosine" else None
+        finetune_retain(net, retain_loader, optimizer, scheduler, self.epochs, step_per_batch=True, loss=ce_and_entropy)
         with torch.no_grad():
             for p in net.parameters():
                 p.copy_(p.half().float())
