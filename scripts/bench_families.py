@@ -83,7 +83,7 @@ def quality(name: str, methods: list[str], args: argparse.Namespace) -> list[dic
     """Rows of one model: its cached original and every method run from it by the demo."""
     data_args = demo_data_args(args.size, args.batch, args.seed)
     entry = cached_original(args.cache, name, data_args, steps=args.pretrain_steps, seed=args.seed,
-                            progress=args.progress)
+                            progress=args.progress, model_kwargs=args.model_kwargs)
     out = Path(args.out) / name
     results = run_demo(out, tuple(methods), model=name, size=args.size, seed=args.seed, pretrain_steps=args.pretrain_steps,
                        unlearn_steps=args.unlearn_steps, batch_size=args.batch, original=str(entry / "original"),
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     quality_args.add_argument("--methods", nargs="+", default=["encoder_teacher"], help="registered methods")
     quality_args.add_argument("--pretrain-steps", type=int, default=1800)
     quality_args.add_argument("--unlearn-steps", type=int, default=300)
+    quality_args.add_argument("--model-kwargs", type=json.loads, default={},
+                              help='JSON overrides of every model\'s preset, e.g. \'{"code_restart_every": 100}\'')
     quality_args.add_argument("--retrain-reference", action="store_true", help="add the retrained-from-scratch row")
     quality_args.add_argument("--cache", default="runs/original_cache", help="folder of cached originals")
     quality_args.add_argument("--out", default="runs/bench_families", help="demo runs go to OUT/<model>")

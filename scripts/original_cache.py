@@ -43,7 +43,8 @@ def original_key(model_config: dict[str, Any], data_args: dict[str, Any], recipe
 
 
 def cached_original(cache: str | Path, model: str, data_args: dict[str, Any], steps: int, lr: float = 2e-3,
-                    warmup_steps: int = 20, seed: int = 0, accelerator: str = "cpu", progress: bool = True) -> Path:
+                    warmup_steps: int = 20, seed: int = 0, accelerator: str = "cpu", progress: bool = True,
+                    model_kwargs: dict[str, Any] | None = None) -> Path:
     """The cache entry of the original `model` pretrained on `ForgetRetainDataModule(**data_args)`; trains it first
     when the cache has no entry for this configuration.
 
@@ -54,12 +55,14 @@ def cached_original(cache: str | Path, model: str, data_args: dict[str, Any], st
         steps, lr, warmup_steps: The pretraining recipe (`imgunlearn.pretrain`'s arguments).
         seed: Seeds torch before the data and the model are made (as the demo does).
         accelerator, progress: How to train; not part of the key.
+        model_kwargs: Overrides of the registered preset (they enter the key through the model's config).
 
     Returns:
         The entry's directory; the model is in its `original/` folder.
     """
     recipe = {"steps": steps, "lr": lr, "warmup_steps": warmup_steps, "seed": seed, "trainer": "imgunlearn.pretrain"}
-    key, contents = original_key(create_model(model).config, data_args, recipe)
+    model_kwargs = dict(model_kwargs or {})
+    key, contents = original_key(create_model(model, **model_kwargs).config, data_args, recipe)
     cache = Path(cache)
     entry = cache / key
     if (entry / "original" / "model.safetensors").is_file():
@@ -72,7 +75,7 @@ def cached_original(cache: str | Path, model: str, data_args: dict[str, Any], st
         data = ForgetRetainDataModule(**data_args)
         data.setup("fit")
         start = time.perf_counter()
-        trained = pretrain(model, data, max_steps=steps, lr=lr, warmup_steps=warmup_steps, accelerator=accelerator,
+        trained = pretrain(create_model(model, **model_kwargs), data, max_steps=steps, lr=lr, warmup_steps=warmup_steps, accelerator=accelerator,
                            progress=progress)
         seconds = time.perf_counter() - start
         save(trained, work / "original", data.task)

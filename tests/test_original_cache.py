@@ -37,4 +37,7 @@ def test_a_rerun_reuses_the_original_and_another_configuration_trains_its_own(tm
         original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=2, progress=False)
     with pytest.raises(AssertionError, match="trained again"):
         original_cache.cached_original(tmp_path, "unet_tiny", {**DATA, "seed": 1}, steps=1, progress=False)
+    with pytest.raises(AssertionError, match="trained again"):  # a preset override is another model
+        original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, progress=False,
+                                       model_kwargs={"channels": [8, 8]})
     assert [p.name for p in tmp_path.iterdir()] == [entry.name]  # failed builds leave nothing behind
