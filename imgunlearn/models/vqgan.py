@@ -12,10 +12,10 @@ Training objective: MSE to the clean image plus the VQ-VAE codebook and commitme
 (`discriminator_weight > 0`, off by default) adds hinge adversarial terms; its parameters count as decoder
 parameters.
 
-Dead-code restart (`code_restart_every > 0`, off by default): a codebook trained this way collapses onto few
-codes (`vqgan_small_f2` after 4,000 steps picks 50 of its 512 on held-out tiles). Every `code_restart_every`
-training steps, the codes no latent picked since the last check are moved onto randomly chosen
-pre-quantisation latents of the current batch, so they sit where the encoder puts its outputs. Under DDP the usage counts are summed over ranks
+Dead-code restart (`code_restart_every > 0`, off by default): a codebook trained this way collapses onto few codes
+(`vqgan_small_f2` after 4,000 steps picks 50 of its 512 on held-out tiles). Every `code_restart_every` training
+steps, the codes no latent picked since the last check are moved onto randomly chosen pre-quantisation latents of
+the current batch, so they sit where the encoder puts its outputs. Under DDP the usage counts are summed over ranks
 and rank 0's new codebook is broadcast, so every replica keeps the same codes. Only a codebook being trained
 (`requires_grad`) is restarted: encoder-only unlearning never moves it.
 """
