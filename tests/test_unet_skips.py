@@ -98,3 +98,13 @@ def test_saved_models_round_trip_and_former_configs_load(tmp_path):
 def test_bad_skips_are_refused_by_value(skips):
     with pytest.raises(ValueError, match=rf"skips must give one true/false flag per level .*2 for channels.*{skips}"):
         UNet([8, 16, 32], skips=skips)
+
+
+@torch.no_grad()
+def test_without_any_skip_the_decoder_reads_only_the_bottleneck():
+    model = create_model("unet_small_noskip").eval()
+    assert model.config == {"name": "unet_small_noskip", "channels": [16, 32, 64], "skips": [False, False]}
+    x, mask = inputs()
+    (bottleneck,) = model.encode(x, mask)
+    assert bottleneck.shape[-2:] == (x.shape[-2] // 4, x.shape[-1] // 4)
+    assert torch.equal(model.decode([bottleneck], x, mask), model(x, mask))

@@ -7,7 +7,8 @@ consumes, so an encoder-only method controls all information that reaches the ou
 `skips` says which resolution levels pass a skip connection to the decoder (default: all). Without the
 full-resolution skip (`skips=[False, True]` for three levels, registered as `unet_small_noskip0`) the decoder
 reads nothing computed from a 5-pixel neighbourhood only: every feature it sees has the receptive field of at
-least one downsampling step, at the cost of fine detail.
+least one downsampling step, at the cost of fine detail. `unet_small_noskip` (`skips=[False, False]`) keeps no
+skip at all: the decoder reads the quarter-resolution bottleneck only.
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ def unet_small(channels: Sequence[int] = (16, 32, 64), name: str = "unet_small",
 def unet_small_noskip0(channels: Sequence[int] = (16, 32, 64), skips: Sequence[bool] = (False, True),
                        name: str = "unet_small_noskip0") -> UNet:
     """`unet_small` without the full-resolution skip: the decoder sees half-resolution features and deeper."""
+    return UNet(channels, name=name, skips=skips)
+
+
+@MODELS.register()
+def unet_small_noskip(channels: Sequence[int] = (16, 32, 64), skips: Sequence[bool] = (False, False),
+                      name: str = "unet_small_noskip") -> UNet:
+    """`unet_small` without skip connections: the decoder reads only the quarter-resolution bottleneck, as a
+    VQ-GAN decoder reads only its latent."""
     return UNet(channels, name=name, skips=skips)
 
 
