@@ -63,6 +63,12 @@ class Pretrainer(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         check_finite_weights(self.model, self.global_step)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["model_training_state"] = self.model.training_state()  # e.g. the VQ-GAN's code usage counts
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_training_state(checkpoint.get("model_training_state", {}))
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)

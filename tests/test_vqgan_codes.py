@@ -86,3 +86,45 @@ def test_replicas_keep_the_same_codebook_under_distributed_training(tmp_path):
     fresh = _model(every=1).vq.quantize.embedding.weight.detach()
     assert torch.equal(first[:2], fresh[:2])  # codes 0 and 1 were picked on some rank: kept
     assert not torch.equal(first[2:], fresh[2:])
+
+
+def _fit(tmp_path, ckpt_path: str | None = None, interrupt: bool = False):
+    """8 pretraining steps of a restarting vqgan_tiny, checkpointing after step 4; `interrupt` stops it after
+    step 5 (the step-4 checkpoint is the last one)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from imgunlearn.training import Pretrainer
+
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(8, 3, 16, 16, generator=generator)
+    batches = [{"input": images[i:i + 2], "mask": torch.zeros(2, 1, 16, 16), "image": images[i:i + 2]}
+               for i in range(0, 8, 2)]  # 4 steps per epoch, the same order every epoch
+
+    class Interrupt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            trainer.should_stop = interrupt and trainer.global_step == 5
+
+    module = Pretrainer(_model(every=3), warmup_steps=1)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=4, save_top_k=-1)
+    trainer = L.Trainer(max_steps=8, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[checkpoints, Interrupt()])
+    trainer.fit(module, DataLoader(batches, batch_size=None), ckpt_path=ckpt_path)
+    return module.model
+
+
+def test_a_resumed_pretraining_restarts_codes_at_the_same_steps(tmp_path):
+    """Restarts every 3 steps: the step-4 checkpoint is one step into a count."""
+    whole = _fit(tmp_path / "whole")
+    _fit(tmp_path / "killed", interrupt=True)
+    (step4,) = (tmp_path / "killed").glob("*step=4.ckpt")
+    assert torch.load(step4, weights_only=False)["model_training_state"]["steps_since_restart"] == 1
+    resumed = _fit(tmp_path / "resumed", ckpt_path=str(step4))
+    assert torch.equal(resumed.code_counts, whole.code_counts)
+    assert torch.allclose(resumed.vq.quantize.embedding.weight, whole.vq.quantize.embedding.weight, atol=1e-6)
+
+
+def test_a_checkpoint_with_another_codebook_size_is_refused():
+    with pytest.raises(ValueError, match="vqgan_tiny has 32 codes, the checkpoint counts 16"):
+        _model(every=3).load_training_state({"code_counts": torch.zeros(16), "steps_since_restart": 0})

@@ -224,6 +224,12 @@ class UnlearningModule(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         check_finite_weights(self.model, self.global_step)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["model_training_state"] = self.model.training_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_training_state(checkpoint.get("model_training_state", {}))
+
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The module's state without the frozen reference (it is the original model, rebuilt on construction)."""
         state = super().state_dict(*args, **kwargs)

@@ -9,7 +9,7 @@ into an encoder (everything `encode` runs, whose parameters `encoder_parameters`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,16 @@ class ImageToImageModel(nn.Module, ABC):
         input; the diffusion family overrides it (its reference sees pure noise in the hidden region).
         """
         return self.encode(masked_input, mask, target=masked_target, seed=seed)
+
+    def training_state(self) -> dict[str, Any]:
+        """State that training needs to resume exactly but a saved model does not carry (kept out of the weights
+        file): Lightning checkpoints store it beside the weights. Default: none."""
+        return {}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what `training_state` returned (from a checkpoint)."""
+        if state:
+            raise ValueError(f"{self.config['name']} keeps no training state, got keys {sorted(state)}")
 
     # ---- persistence -------------------------------------------------------------------------------
 

@@ -17,12 +17,13 @@ Dead-code restart (`code_restart_every > 0`, off by default): a codebook trained
 steps, the codes no latent picked since the last check are moved onto randomly chosen pre-quantisation latents of
 the current batch, so they sit where the encoder puts its outputs. Under DDP the usage counts are summed over ranks
 and rank 0's new codebook is broadcast, so every replica keeps the same codes. Only a codebook being trained
-(`requires_grad`) is restarted: encoder-only unlearning never moves it.
+(`requires_grad`) is restarted: encoder-only unlearning never moves it. The counts since the last check go into
+Lightning checkpoints (`training_state`), so a resumed run restarts codes at the same steps as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -166,6 +167,20 @@ class VQGAN(ImageToImageModel):
         if distributed:
             torch.distributed.broadcast(weight, src=0)
         return int(dead.sum())
+
+    def training_state(self) -> dict[str, Any]:
+        """The code usage counted since the last restart check, so a resumed run restarts at the same steps."""
+        return {"code_counts": self.code_counts.detach().cpu().clone(), "steps_since_restart": self.steps_since_restart}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        if not state:  # a checkpoint written before the counts were kept, or by a model without them
+            return
+        counts = torch.as_tensor(state["code_counts"])
+        if counts.shape != self.code_counts.shape:
+            raise ValueError(f"{self.config['name']} has {self.code_counts.numel()} codes, the checkpoint counts "
+                             f"{counts.numel()}")
+        self.code_counts.copy_(counts)
+        self.steps_since_restart = int(state["steps_since_restart"])
 
     def decode(self, latent: Latent, model_input: Tensor, mask: Tensor) -> Tensor:
         if not isinstance(latent, Tensor):
