@@ -76,13 +76,16 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
              size: int = 64, seed: int = 0, num_forget: int = 200, num_retain: int = 800, num_holdout: int = 100,
              pretrain_steps: int = 1800, unlearn_steps: int = 300, batch_size: int = 16, original: str | None = None,
              accelerator: str = "cpu", progress: bool = True, overwrite: bool = False, retrain_reference: bool = False,
-             config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             retrain: str | None = None, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the demo into `out` (see the module docstring); returns the metrics written to `out/metrics.json`.
 
     Args:
         overwrite: Replace another run's results in `out` (removed first).
         retrain_reference: Also train a model from scratch on the retain set only (same recipe and steps) and
             evaluate it as the `retrain` row.
+        retrain: A saved retrain reference to evaluate as the `retrain` row instead of training one (a model of
+            the original's config trained on the retain set only, e.g. by `scripts/original_cache.py
+            --retain-only`); implies `retrain_reference`.
         config: The resolved command-line configuration, saved as `config.yaml` (default: these arguments).
     """
     for name in methods:
@@ -90,20 +93,22 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
     if model not in MODELS and f"{model}_small" in MODELS:
         model = f"{model}_small"  # a family name stands for its CPU-sized variant
     MODELS.get(model)
+    retrain_reference = retrain_reference or retrain is not None
     if config is None:
         config = {"out": str(out), "method": ",".join(methods), "model": model, "size": size, "seed": seed,
                   "num_forget": num_forget, "num_retain": num_retain, "num_holdout": num_holdout,
                   "pretrain_steps": pretrain_steps, "unlearn_steps": unlearn_steps, "batch_size": batch_size,
-                  "original": original, "accelerator": accelerator, "retrain_reference": retrain_reference}
-    with open_run(out, command="demo", config=config, overwrite=overwrite, inputs=[original]) as run:
+                  "original": original, "accelerator": accelerator, "retrain_reference": retrain_reference,
+                  "retrain": retrain}
+    with open_run(out, command="demo", config=config, overwrite=overwrite, inputs=[original, retrain]) as run:
         atomic_write_text(run.work / "config.yaml", yaml.safe_dump(dict(config), sort_keys=False))
         return _demo(run.work, methods, model, size, seed, num_forget, num_retain, num_holdout, pretrain_steps,
-                     unlearn_steps, batch_size, original, accelerator, progress, retrain_reference)
+                     unlearn_steps, batch_size, original, accelerator, progress, retrain_reference, retrain)
 
 
 def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int, num_forget: int, num_retain: int,
           num_holdout: int, pretrain_steps: int, unlearn_steps: int, batch_size: int, original: str | None,
-          accelerator: str, progress: bool, retrain_reference: bool) -> dict[str, Any]:
+          accelerator: str, progress: bool, retrain_reference: bool, retrain: str | None) -> dict[str, Any]:
     torch.manual_seed(seed)
     timings: dict[str, float] = {}
 
@@ -122,6 +127,11 @@ def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int,
         original_model = pretrain(model, data, max_steps=pretrain_steps, accelerator=accelerator, progress=progress)
         timings["pretrain_s"] = time.perf_counter() - start
     save(original_model, out / "original", data.task)
+    if retrain is not None:  # checked before any unlearning runs
+        retrained, timings["retrain_s"] = reuse_original(Path(retrain), data.task)
+        if retrained.config != original_model.config:
+            raise ValueError(f"the retrain reference {retrain} is a {retrained.config}, the original a "
+                             f"{original_model.config}")
 
     unlearned: dict[str, ImageToImageModel] = {}
     for i, name in enumerate(methods):
@@ -133,7 +143,10 @@ def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int,
 
     rows = {"original": original_model, "unlearned": unlearned[methods[0]]}
     rows.update({name: m for name, m in unlearned.items() if name != methods[0]})
-    if retrain_reference:
+    if retrain is not None:
+        rows["retrain"] = retrained
+        save(retrained, out / "retrain", data.task)
+    elif retrain_reference:
         start = time.perf_counter()
         rows["retrain"] = retrain_on_retain_set(original_model.config, data, pretrain_steps, seed, accelerator,
                                                 progress)
@@ -172,7 +185,8 @@ def retrain_on_retain_set(model_config: Mapping[str, Any], data: ForgetRetainDat
 
 
 def reuse_original(directory: Path, task: Any) -> tuple[ImageToImageModel, float]:
-    """A saved original and its pretraining time (from the demo run that made it; NaN when unknown)."""
+    """A saved model and its training time (from the `demo.json` beside it, as the original cache writes; NaN
+    when unknown)."""
     saved_task = load_task(directory)
     if saved_task != task:
         raise ValueError(f"{directory} was trained for task {saved_task}, the demo uses {task}")
@@ -227,6 +241,9 @@ def build_parser():
     add_option(parser, "retrain_reference", action="store_true",
                help="also train a model from scratch on the retain set only (same recipe and steps) as a "
                     "'retrain' row")
+    add_option(parser, "retrain", type=str | None, default=None,
+               help="reuse a saved retrain reference (the original's model trained on the retain set only) as the "
+                    "'retrain' row instead of training one")
     add_option(parser, "accelerator", type=str, default="cpu")
     add_option(parser, "no_progress", action="store_true", help="hide progress bars")
     return parser
@@ -245,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         config = {k: v for k, v in config_dict(parser, cfg).items() if k not in ("overwrite", "no_progress")}
         run_demo(cfg.out, methods, cfg.model, cfg.size, cfg.seed, cfg.num_forget, cfg.num_retain, cfg.num_holdout,
                  cfg.pretrain_steps, cfg.unlearn_steps, cfg.batch_size, cfg.original, cfg.accelerator,
-                 not cfg.no_progress, overwrite=cfg.overwrite, retrain_reference=cfg.retrain_reference, config=config)
+                 not cfg.no_progress, overwrite=cfg.overwrite, retrain_reference=cfg.retrain_reference, retrain=cfg.retrain,
+                 config=config)
         print(Path(cfg.out, "summary.md").read_text())
         print(f"wrote {cfg.out}/metrics.json, {cfg.out}/grid.png and {cfg.out}/report.md")
         return 0

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from original_cache import cached_original
+from original_cache import cached_original, demo_data_args
 
 from imgunlearn.data.tasks import make_task
-from imgunlearn.demo import TASK_ARGS, run_demo
+from imgunlearn.demo import run_demo
 from imgunlearn.methods import METHODS
 from imgunlearn.models import create_model, list_models
 
@@ -72,22 +72,20 @@ def bench(name: str, size: int, batch: int, steps: int, warmup: int, repeats: in
     }
 
 
-def demo_data_args(size: int, batch: int, seed: int) -> dict[str, Any]:
-    """The demo's data settings (`imgunlearn.demo`): what the cached original was trained on."""
-    return {"source": "synthetic", "size": size, "num_forget": 200, "num_retain": 800, "num_holdout_forget": 100,
-            "num_holdout_retain": 100, "task": "restore", "task_args": dict(TASK_ARGS), "batch_size": batch,
-            "seed": seed}
-
-
 def quality(name: str, methods: list[str], args: argparse.Namespace) -> list[dict[str, str]]:
     """Rows of one model: its cached original and every method run from it by the demo."""
     data_args = demo_data_args(args.size, args.batch, args.seed)
     entry = cached_original(args.cache, name, data_args, steps=args.pretrain_steps, seed=args.seed,
                             progress=args.progress, model_kwargs=args.model_kwargs)
+    retrain = None
+    if args.retrain_reference:
+        retrain = cached_original(args.cache, name, data_args, steps=args.pretrain_steps, seed=args.seed,
+                                  progress=args.progress, model_kwargs=args.model_kwargs, retain_only=True)
     out = Path(args.out) / name
     results = run_demo(out, tuple(methods), model=name, size=args.size, seed=args.seed, pretrain_steps=args.pretrain_steps,
                        unlearn_steps=args.unlearn_steps, batch_size=args.batch, original=str(entry / "original"),
-                       progress=args.progress, overwrite=True, retrain_reference=args.retrain_reference)
+                       progress=args.progress, overwrite=True,
+                       retrain=None if retrain is None else str(retrain / "original"))
     timings = json.loads((out / "demo.json").read_text())["timings"]
     pretrain_s = timings["pretrain_s"]
     orig_f, orig_r = results["original"]["forget_holdout"], results["original"]["retain_holdout"]

@@ -1,6 +1,7 @@
 """End to end at tiny size: the demo command, the Python API round trip and the LightningCLI commands."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,23 @@ def test_demo_writes_models_metrics_and_grid(demo_run, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(original.parameters(), reused.parameters(), strict=True))
     assert json.loads((again / "demo.json").read_text())["timings"]["pretrain_s"] == demo["timings"]["pretrain_s"]
     assert "retrain" in json.loads((again / "metrics.json").read_text())  # asked for in the composed config.yaml
+
+
+def test_demo_reuses_a_saved_retrain_reference_of_the_originals_architecture(demo_run, tmp_path, capsys):
+    reused = tmp_path / "reused"
+    assert main(["demo", "--out", str(reused), "--method", "finetune", "--original", str(demo_run / "original"),
+                 "--retrain", str(demo_run / "retrain"), *TINY]) == 0
+    saved, again = (imgunlearn.load_model(d / "retrain") for d in (demo_run, reused))
+    assert all(torch.equal(a, b) for a, b in zip(saved.parameters(), again.parameters(), strict=True))
+    assert "retrain" in json.loads((reused / "metrics.json").read_text())
+    assert json.loads((reused / "demo.json").read_text())["retrain_reference"] is True
+    other = tmp_path / "other"
+    save(create_model("unet_tiny", channels=[4, 8]), other, load_task(demo_run / "original"))
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path / "refused"), "--method", "finetune", "--original",
+                 str(demo_run / "original"), "--retrain", str(other), *TINY]) == 2
+    assert re.search(r"the retrain reference .*other is a .*\[4, 8\].*the original a", capsys.readouterr().err)
+    assert not (tmp_path / "refused" / "metrics.json").exists()
 
 
 def test_evaluate_reproduces_the_demos_face_box_psnr(demo_run, tmp_path):

@@ -41,3 +41,22 @@ def test_a_rerun_reuses_the_original_and_another_configuration_trains_its_own(tm
         original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, progress=False,
                                        model_kwargs={"channels": [8, 8]})
     assert [p.name for p in tmp_path.iterdir()] == [entry.name]  # failed builds leave nothing behind
+
+
+def test_the_retrain_reference_is_its_own_entry_trained_on_the_retain_set_only(tmp_path, monkeypatch):
+    seen = []
+
+    def retrain(config, data, steps, seed, accelerator, progress):
+        seen.append((config, steps, seed))
+        return original_cache.create_model("unet_tiny")
+
+    monkeypatch.setattr(original_cache, "retrain_on_retain_set", retrain)
+    original = original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, progress=False)
+    reference = original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, progress=False, retain_only=True)
+    assert reference != original and seen == [({"name": "unet_tiny", "channels": [8, 16]}, 1, 0)]
+    assert json.loads((reference / "key.json").read_text())["recipe"]["retain_only"] is True
+    assert "retain_only" not in json.loads((original / "key.json").read_text())["recipe"]  # old keys unchanged
+    assert original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, retain_only=True) == reference
+    assert len(seen) == 1
+    with pytest.raises(ValueError, match="retrain reference uses the pretraining defaults.*got lr 0.01"):
+        original_cache.cached_original(tmp_path, "unet_tiny", DATA, steps=1, lr=1e-2, retain_only=True)
