@@ -242,6 +242,31 @@ def test_mae_drops_hidden_patches_and_is_a_vit_autoencoder_without_them():
     assert model.encode(model_input, mask).shape == (3, 1 + 64, 32)
 
 
+@torch.no_grad()
+def test_mae_conv_head_lets_a_pixel_see_the_neighbouring_patch_and_the_linear_head_does_not():
+    model_input, mask, _ = batch("restore")
+    for name, crosses_seams in (("mae_tiny", False), ("mae_conv_tiny", True)):
+        torch.manual_seed(0)
+        model = create_model(name).eval()
+        latent = model.encode(model_input, mask)
+        outputs = []
+        for shift in (0.0, 1.0):
+            def perturb_second_patch(module, args, output, shift=shift):
+                output = output.clone()
+                output[:, 1] += shift  # the second patch of the first row (no class token here)
+                return output
+
+            handle = model.decoder_norm.register_forward_hook(perturb_second_patch)
+            outputs.append(model.decode(latent, model_input, mask))
+            handle.remove()
+        changed = (outputs[0] - outputs[1]).abs().amax(dim=(0, 1)) > 0  # [H, W]
+        p = model.patch_size
+        assert changed[:p, p:2 * p].all()  # the patch itself
+        assert bool(changed[:p, p - 1].any()) is crosses_seams  # the last column of the first patch
+    with pytest.raises(ValueError, match="conv_head must be >= 0 channels, got -1"):
+        create_model("mae_tiny", conv_head=-1)
+
+
 def test_vqgan_discriminator_terms_train_only_their_side():
     model = create_model("vqgan_tiny", discriminator_weight=0.1)
     model_input, mask, image = batch("inpaint")

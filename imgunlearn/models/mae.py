@@ -16,6 +16,13 @@ is a ViT autoencoder.
 Decoder: the tokens are projected to the decoder width, a learned mask token fills every hidden
 patch, position embeddings are added and decoder blocks predict the pixels of every patch. The output is
 the full image (visible patches are predicted too, not pasted back), trained with MSE on all pixels.
+
+Convolutional head (`conv_head > 0`, off by default): beside the linear map of each token to its patch's pixels,
+the decoder tokens are laid out on the patch grid and a transposed convolution (stride = patch size) followed by
+two 3×3 convolutions of `conv_head` channels adds a correction to the image (before the sigmoid), so neighbouring
+patches share what they predict and patch seams can be smoothed. Its last convolution starts near zero: the model
+starts close to the linear one. It reads only the decoder tokens: the encoder still controls everything that reaches
+the output.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ class MaskedAutoencoder(ImageToImageModel):
         decoder_num_heads: Decoder attention heads.
         mlp_ratio: MLP hidden width as a multiple of the block width.
         hidden_threshold: A patch is hidden when more than this share of its pixels is hidden, in [0, 1).
+        conv_head: Channels of the convolutional pixel head; 0 (default) predicts each patch linearly.
         name: Registry name, stored in the config.
     """
 
@@ -82,6 +90,7 @@ class MaskedAutoencoder(ImageToImageModel):
         decoder_num_heads: int = 4,
         mlp_ratio: float = 4.0,
         hidden_threshold: float = 0.5,
+        conv_head: int = 0,
         name: str = "mae",
     ) -> None:
         super().__init__()
@@ -93,10 +102,13 @@ class MaskedAutoencoder(ImageToImageModel):
                              f"got {patch_size}, {depth}, {decoder_depth}")
         if not 0.0 <= hidden_threshold < 1.0:
             raise ValueError(f"hidden_threshold must be in [0, 1), got {hidden_threshold}")
+        if conv_head < 0:
+            raise ValueError(f"conv_head must be >= 0 channels, got {conv_head}")
         self.config: dict[str, Any] = {
             "name": name, "patch_size": patch_size, "embed_dim": embed_dim, "depth": depth, "num_heads": num_heads,
             "decoder_embed_dim": decoder_embed_dim, "decoder_depth": decoder_depth,
             "decoder_num_heads": decoder_num_heads, "mlp_ratio": mlp_ratio, "hidden_threshold": hidden_threshold,
+            **({"conv_head": conv_head} if conv_head else {}),  # absent when off: older configs stay the same
         }
         self.patch_size = patch_size
         # encoder
@@ -112,6 +124,17 @@ class MaskedAutoencoder(ImageToImageModel):
         )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
         self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size * patch_size * 3)
+        self.decoder_conv = None
+        if conv_head:
+            self.decoder_conv = nn.Sequential(
+                nn.ConvTranspose2d(decoder_embed_dim, conv_head, patch_size, stride=patch_size),
+                nn.SiLU(),
+                nn.Conv2d(conv_head, conv_head, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(conv_head, 3, 3, padding=1),
+            )
+            nn.init.normal_(self.decoder_conv[-1].weight, std=1e-3)  # near zero, so gradients still reach the rest
+            nn.init.zeros_(self.decoder_conv[-1].bias)
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
 
@@ -175,10 +198,15 @@ class MaskedAutoencoder(ImageToImageModel):
         x = torch.cat([x[:, :1], full], dim=1)  # [B, 1 + L, Dd]
         for block in self.decoder_blocks:
             x = block(x)
-        patches = self.decoder_pred(self.decoder_norm(x[:, 1:]))  # [B, L, p * p * 3]
+        tokens = self.decoder_norm(x[:, 1:])  # [B, L, Dd]
+        patches = self.decoder_pred(tokens)  # [B, L, p * p * 3]
         p = self.patch_size
         image = patches.reshape(b, grid_h, grid_w, p, p, 3).permute(0, 5, 1, 3, 2, 4)  # [B, 3, gh, p, gw, p]
-        return torch.sigmoid(image.reshape(b, 3, grid_h * p, grid_w * p))
+        image = image.reshape(b, 3, grid_h * p, grid_w * p)
+        if self.decoder_conv is not None:
+            grid = tokens.transpose(1, 2).reshape(b, dd, grid_h, grid_w)  # [B, Dd, gh, gw]
+            image = image + self.decoder_conv(grid)  # [B, 3, gh * p, gw * p]
+        return torch.sigmoid(image)
 
     def forward(self, model_input: Tensor, mask: Tensor) -> Tensor:
         return self.decode(self.encode(model_input, mask), model_input, mask)
@@ -193,10 +221,14 @@ class MaskedAutoencoder(ImageToImageModel):
 PRESETS: dict[str, dict[str, Any]] = {
     "mae_tiny": {"patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2, "decoder_embed_dim": 32,
                  "decoder_depth": 1, "decoder_num_heads": 2, "mlp_ratio": 2.0},
+    "mae_conv_tiny": {"patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2, "decoder_embed_dim": 32,
+                      "decoder_depth": 1, "decoder_num_heads": 2, "mlp_ratio": 2.0, "conv_head": 8},
     "mae_small": {"patch_size": 8, "embed_dim": 128, "depth": 4, "num_heads": 4, "decoder_embed_dim": 64,
                   "decoder_depth": 2, "decoder_num_heads": 4},
     "mae_small_p4": {"patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4, "decoder_embed_dim": 64,
                      "decoder_depth": 2, "decoder_num_heads": 4},
+    "mae_small_p4_conv": {"patch_size": 4, "embed_dim": 128, "depth": 4, "num_heads": 4, "decoder_embed_dim": 64,
+                          "decoder_depth": 2, "decoder_num_heads": 4, "conv_head": 32},
     "mae_base": {"patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12, "decoder_embed_dim": 512,
                  "decoder_depth": 8, "decoder_num_heads": 16},
 }
@@ -213,6 +245,12 @@ def mae_tiny(**kwargs: Any) -> MaskedAutoencoder:
 
 
 @MODELS.register()
+def mae_conv_tiny(**kwargs: Any) -> MaskedAutoencoder:
+    """`mae_tiny` with a convolutional pixel head of 8 channels: for tests."""
+    return _build("mae_conv_tiny", kwargs)
+
+
+@MODELS.register()
 def mae_small(**kwargs: Any) -> MaskedAutoencoder:
     """Patch 8, width 128, 4 encoder + 2 decoder blocks: the CPU demo model."""
     return _build("mae_small", kwargs)
@@ -222,6 +260,12 @@ def mae_small(**kwargs: Any) -> MaskedAutoencoder:
 def mae_small_p4(**kwargs: Any) -> MaskedAutoencoder:
     """`mae_small` with 4 px patches (256 tokens at 64 px): each token predicts 48 values instead of 192."""
     return _build("mae_small_p4", kwargs)
+
+
+@MODELS.register()
+def mae_small_p4_conv(**kwargs: Any) -> MaskedAutoencoder:
+    """`mae_small_p4` with a convolutional pixel head of 32 channels instead of the per-token linear map."""
+    return _build("mae_small_p4_conv", kwargs)
 
 
 @MODELS.register()
