@@ -185,13 +185,14 @@ def retrain_on_retain_set(model_config: Mapping[str, Any], data: ForgetRetainDat
 
 
 def reuse_original(directory: Path, task: Any) -> tuple[ImageToImageModel, float]:
-    """A saved model and its training time (from the `demo.json` beside it, as the original cache writes; NaN
-    when unknown)."""
+    """A saved model and its training time, from the `demo.json` beside it (a demo run's or an original cache
+    entry's): `retrain_s` for a folder named `retrain`, `pretrain_s` otherwise; NaN when unknown."""
     saved_task = load_task(directory)
     if saved_task != task:
         raise ValueError(f"{directory} was trained for task {saved_task}, the demo uses {task}")
     record = directory.parent / "demo.json"
-    seconds = json.loads(record.read_text())["timings"]["pretrain_s"] if record.is_file() else float("nan")
+    timings = json.loads(record.read_text())["timings"] if record.is_file() else {}
+    seconds = timings.get("retrain_s" if directory.name == "retrain" else "pretrain_s", float("nan"))
     return load_model(directory), float(seconds)
 
 

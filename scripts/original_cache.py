@@ -6,8 +6,9 @@ the pretraining recipe, the imgunlearn and torch versions). It holds:
     original/     the model with its task (config.json, model.safetensors, task.json)
     demo.json     {"timings": {"pretrain_s": ...}}: what `imgunlearn demo --original CACHE/<key>/original` reads
 
-With `retain_only=True` the entry holds the retrain reference instead: the same model and recipe trained from
-scratch on the retain set only (`imgunlearn.demo.retrain_on_retain_set`), for `run_demo(retrain=...)`.
+With `retain_only=True` the entry holds the retrain reference instead (same layout; `pretrain_s` is its training
+time): the same model and recipe trained from scratch on the retain set only
+(`imgunlearn.demo.retrain_on_retain_set`), for `imgunlearn demo --retrain CACHE/<key>/original`.
     key.json      what was hashed, for a person to read
 
 An entry is built in a temporary sibling directory and renamed into place when complete, so a killed run leaves

@@ -72,7 +72,9 @@ def test_demo_reuses_a_saved_retrain_reference_of_the_originals_architecture(dem
     saved, again = (imgunlearn.load_model(d / "retrain") for d in (demo_run, reused))
     assert all(torch.equal(a, b) for a, b in zip(saved.parameters(), again.parameters(), strict=True))
     assert "retrain" in json.loads((reused / "metrics.json").read_text())
-    assert json.loads((reused / "demo.json").read_text())["retrain_reference"] is True
+    reused_demo, saved_demo = (json.loads((d / "demo.json").read_text()) for d in (reused, demo_run))
+    assert reused_demo["retrain_reference"] is True
+    assert reused_demo["timings"]["retrain_s"] == saved_demo["timings"]["retrain_s"]  # not the original's time
     other = tmp_path / "other"
     save(create_model("unet_tiny", channels=[4, 8]), other, load_task(demo_run / "original"))
     capsys.readouterr()
