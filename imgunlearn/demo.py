@@ -76,7 +76,8 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
              size: int = 64, seed: int = 0, num_forget: int = 200, num_retain: int = 800, num_holdout: int = 100,
              pretrain_steps: int = 1800, unlearn_steps: int = 300, batch_size: int = 16, original: str | None = None,
              accelerator: str = "cpu", progress: bool = True, overwrite: bool = False, retrain_reference: bool = False,
-             retrain: str | None = None, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             retrain: str | None = None, method_args: Mapping[str, Mapping[str, Any]] | None = None,
+             config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run the demo into `out` (see the module docstring); returns the metrics written to `out/metrics.json`.
 
     Args:
@@ -86,10 +87,15 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
         retrain: A saved retrain reference to evaluate as the `retrain` row instead of training one (a model of
             the original's config trained on the retain set only, e.g. by `scripts/original_cache.py
             --retain-only`); implies `retrain_reference`.
+        method_args: Settings of a method that replace its defaults, by method name (Python API only), e.g.
+            `{"encoder_teacher": {"retain_alpha": 2.0}}`.
         config: The resolved command-line configuration, saved as `config.yaml` (default: these arguments).
     """
     for name in methods:
         METHODS.get(name)  # unknown names fail before any work
+    method_args = {name: dict(settings) for name, settings in (method_args or {}).items()}
+    if set(method_args) - set(methods):
+        raise ValueError(f"method_args names methods the demo does not run: {sorted(set(method_args) - set(methods))}")
     if model not in MODELS and f"{model}_small" in MODELS:
         model = f"{model}_small"  # a family name stands for its CPU-sized variant
     MODELS.get(model)
@@ -99,16 +105,18 @@ def run_demo(out: str | Path = "runs/demo", methods: tuple[str, ...] = ("noisy_l
                   "num_forget": num_forget, "num_retain": num_retain, "num_holdout": num_holdout,
                   "pretrain_steps": pretrain_steps, "unlearn_steps": unlearn_steps, "batch_size": batch_size,
                   "original": original, "accelerator": accelerator, "retrain_reference": retrain_reference,
-                  "retrain": retrain}
+                  "retrain": retrain, **({"method_args": method_args} if method_args else {})}
     with open_run(out, command="demo", config=config, overwrite=overwrite, inputs=[original, retrain]) as run:
         atomic_write_text(run.work / "config.yaml", yaml.safe_dump(dict(config), sort_keys=False))
         return _demo(run.work, methods, model, size, seed, num_forget, num_retain, num_holdout, pretrain_steps,
-                     unlearn_steps, batch_size, original, accelerator, progress, retrain_reference, retrain)
+                     unlearn_steps, batch_size, original, accelerator, progress, retrain_reference, retrain,
+                     method_args)
 
 
 def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int, num_forget: int, num_retain: int,
           num_holdout: int, pretrain_steps: int, unlearn_steps: int, batch_size: int, original: str | None,
-          accelerator: str, progress: bool, retrain_reference: bool, retrain: str | None) -> dict[str, Any]:
+          accelerator: str, progress: bool, retrain_reference: bool, retrain: str | None,
+          method_args: dict[str, dict[str, Any]]) -> dict[str, Any]:
     torch.manual_seed(seed)
     timings: dict[str, float] = {}
 
@@ -137,7 +145,7 @@ def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int,
     for i, name in enumerate(methods):
         start = time.perf_counter()
         unlearned[name] = unlearn(original_model, data, method=name, max_steps=unlearn_steps, accelerator=accelerator,
-                                  progress=progress, seed=seed)
+                                  progress=progress, seed=seed, **method_args.get(name, {}))
         timings[f"unlearn_{name}_s"] = time.perf_counter() - start
         save(unlearned[name], out / ("unlearned" if i == 0 else f"methods/{name}"), data.task)
 
@@ -162,7 +170,8 @@ def _demo(out: Path, methods: tuple[str, ...], model: str, size: int, seed: int,
     summary = {"methods": list(methods), "model": model, "size": size, "seed": seed,
                "pretrain_steps": pretrain_steps, "unlearn_steps": unlearn_steps, "batch_size": batch_size,
                "retrain_reference": retrain_reference,
-               "method_args": {name: {**method_settings(name), "seed": seed} for name in methods}, "timings": timings}
+               "method_args": {name: {**method_settings(name), "seed": seed, **method_args.get(name, {})}
+                               for name in methods}, "timings": timings}
     write_json(out / "demo.json", summary)
     atomic_write_text(out / "summary.md", summary_table(results, methods, timings))
     return results

@@ -85,7 +85,7 @@ def quality(name: str, methods: list[str], args: argparse.Namespace) -> list[dic
     results = run_demo(out, tuple(methods), model=name, size=args.size, seed=args.seed, pretrain_steps=args.pretrain_steps,
                        unlearn_steps=args.unlearn_steps, batch_size=args.batch, original=str(entry / "original"),
                        progress=args.progress, overwrite=True,
-                       retrain=None if retrain is None else str(retrain / "original"))
+                       retrain=None if retrain is None else str(retrain / "original"), method_args=args.method_kwargs)
     timings = json.loads((out / "demo.json").read_text())["timings"]
     pretrain_s = timings["pretrain_s"]
     orig_f, orig_r = results["original"]["forget_holdout"], results["original"]["retain_holdout"]
@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     quality_args.add_argument("--unlearn-steps", type=int, default=300)
     quality_args.add_argument("--model-kwargs", type=json.loads, default={},
                               help='JSON overrides of every model\'s preset, e.g. \'{"code_restart_every": 100}\'')
+    quality_args.add_argument("--method-kwargs", type=json.loads, default={},
+                              help="JSON settings replacing a method's defaults, by method, e.g. "
+                                   "'{\"encoder_teacher\": {\"retain_alpha\": 2}}'")
     quality_args.add_argument("--retrain-reference", action="store_true", help="add the retrained-from-scratch row")
     quality_args.add_argument("--cache", default="runs/original_cache", help="folder of cached originals")
     quality_args.add_argument("--out", default="runs/bench_families", help="demo runs go to OUT/<model>")

@@ -84,6 +84,24 @@ def test_demo_reuses_a_saved_retrain_reference_of_the_originals_architecture(dem
     assert not (tmp_path / "refused" / "metrics.json").exists()
 
 
+def test_demo_method_args_replace_a_methods_defaults(demo_run, tmp_path):
+    from imgunlearn.demo import run_demo
+
+    # 6 steps: at the first the student equals its reference, so the retain term has no gradient yet
+    settings = dict(size=16, num_forget=6, num_retain=8, num_holdout=4, model="unet_tiny", unlearn_steps=6,
+                    batch_size=4, original=str(demo_run / "original"), progress=False)
+    run_demo(tmp_path / "default", ("encoder_teacher",), **settings)
+    out = tmp_path / "alpha"
+    run_demo(out, ("encoder_teacher",), method_args={"encoder_teacher": {"retain_alpha": 7.0}}, **settings)
+    recorded = json.loads((out / "demo.json").read_text())["method_args"]["encoder_teacher"]
+    assert recorded["retain_alpha"] == 7.0 and recorded["lr"] == 1e-3  # the rest stay the defaults
+    assert yaml.safe_load((out / "config.yaml").read_text())["method_args"] == {"encoder_teacher": {"retain_alpha": 7.0}}
+    default, changed = (imgunlearn.load_model(d / "unlearned") for d in (tmp_path / "default", out))
+    assert not all(torch.equal(a, b) for a, b in zip(default.parameters(), changed.parameters(), strict=True))
+    with pytest.raises(ValueError, match=r"method_args names methods the demo does not run: \['noisy_label'\]"):
+        run_demo(tmp_path / "refused", ("encoder_teacher",), method_args={"noisy_label": {}}, **settings)
+
+
 def test_evaluate_reproduces_the_demos_face_box_psnr(demo_run, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", "--reference-ckpt", str(demo_run / "original"), "--ckpt",
