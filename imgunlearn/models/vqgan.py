@@ -12,8 +12,9 @@ Training objective: MSE to the clean image plus the VQ-VAE codebook and commitme
 (`discriminator_weight > 0`, off by default) adds hinge adversarial terms; its parameters count as decoder
 parameters.
 
-Dead-code restart (`code_restart_every > 0`, off by default): a codebook trained this way collapses onto few codes
-(`vqgan_small_f2` after 4,000 steps picks 50 of its 512 on held-out tiles). Every `code_restart_every` training
+Dead-code restart (`code_restart_every > 0`; every 100 steps in `vqgan_small_f2`, off in the other presets): a
+codebook trained this way collapses onto few codes (`vqgan_small_f2` without restart picks 50 of its 512 on held-out
+tiles after 4,000 steps; with it, all 512, and the face box gains 0.75 dB). Every `code_restart_every` training
 steps, the codes no latent picked since the last check are moved onto randomly chosen pre-quantisation latents of
 the current batch, so they sit where the encoder puts its outputs. Under DDP the usage counts are summed over ranks
 and rank 0's new codebook is broadcast, so every replica keeps the same codes. Only a codebook being trained
@@ -210,7 +211,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "discriminator_channels": 8},
     "vqgan_small": {"block_out_channels": [32, 64, 64], "num_vq_embeddings": 256},
     "vqgan_small_f2": {"block_out_channels": [32, 64], "num_vq_embeddings": 512, "latent_channels": 8,
-                       "vq_embed_dim": 8, "mid_block_attention": False},
+                       "vq_embed_dim": 8, "mid_block_attention": False, "code_restart_every": 100},
     "vqgan_base": {"block_out_channels": [64, 128, 256, 256], "layers_per_block": 2, "num_vq_embeddings": 1024,
                    "latent_channels": 8, "vq_embed_dim": 8, "discriminator_channels": 64},
 }
@@ -236,7 +237,7 @@ def vqgan_small(**kwargs: Any) -> VQGAN:
 def vqgan_small_f2(**kwargs: Any) -> VQGAN:
     """32/64 channels, 512 codes of 8 dimensions, latent at 1/2 resolution (four times the latent positions of
     `vqgan_small`, for restoring 10-30 px faces at 64 px), no attention (1,024 latent positions would make it
-    the most expensive layer). Keyword arguments override the preset."""
+    the most expensive layer), dead codes restarted every 100 steps. Keyword arguments override the preset."""
     return _build("vqgan_small_f2", kwargs)
 
 
