@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 from jsonargparse import ArgumentParser
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -292,6 +293,22 @@ def test_method_config_builds_the_registered_class(method_name: str, tmp_path) -
     method = parser.instantiate_classes(cfg).model
     assert isinstance(method, METHODS.get(method_name))
     assert type(method.model).__name__ == "UNet"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.stem not in METHODS), ids=lambda p: p.stem)
+def test_method_variant_configs_build_their_class(path, tmp_path) -> None:
+    """A tuned variant (e.g. encoder_teacher_vqgan.yaml) parses and builds with the settings it states."""
+    model_dir = create_model("unet_tiny").save_pretrained(tmp_path / "model")
+    parser = ArgumentParser()
+    parser.add_argument("--config", action="config")
+    parser.add_subclass_arguments(UnlearningModule, "model")
+    cfg = parser.parse_args(["--config", str(path), "--model.init_args.model", str(model_dir)])
+    method = parser.instantiate_classes(cfg).model
+    stated = yaml.safe_load(path.read_text())["model"]
+    assert type(method).__name__ == stated["class_path"].rsplit(".", 1)[1]
+    for key, value in stated["init_args"].items():
+        recorded = method.hparams[key]
+        assert (list(recorded) if isinstance(recorded, tuple) else recorded) == value, (path.name, key)
 
 
 def test_encoder_teacher_normalized_feature_weights_balance_maps():
