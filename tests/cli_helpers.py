@@ -17,10 +17,15 @@ DATA = ["--config", f"{CONFIGS}/data/synthetic.yaml", "--data.init_args.size", "
 DDP = ["--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
 
-def run_cli(*args: str, cwd: Path, code: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, code: str | None = None, script: Path | None = None) -> subprocess.CompletedProcess:
     """`imgunlearn ARGS` in a fresh process (Lightning's DDP launcher re-runs that command line per process), or
-    Python `code` with ARGS as its arguments."""
-    command = [sys.executable, "-m", "imgunlearn.cli", *args] if code is None else [sys.executable, "-c", code, *args]
+    Python `code` with ARGS as its arguments, or the Python file `script` (which the DDP launcher can re-run, unlike
+    `-c` code)."""
+    if code is not None and script is not None:
+        raise ValueError("pass code or script, not both")
+    command = ([sys.executable, "-c", code] if code is not None else [sys.executable, str(script)] if script is not None
+               else [sys.executable, "-m", "imgunlearn.cli"])
+    command = [*command, *args]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "IMGUNLEARN_RUN_DIR")}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 

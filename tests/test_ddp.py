@@ -141,3 +141,36 @@ def test_ddp_unlearning_saves_a_model_that_moved(ddp_original, method):
     checkpoint = torch.load(work / method / "checkpoints" / "last.ckpt", weights_only=False)
     assert not [k for k in checkpoint["state_dict"] if k.startswith("reference.")]  # the original is not saved twice
     assert checkpoint["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"epoch": 1, "batches": 1}]
+
+
+KILL_AT_STEP_4 = """
+import os, signal, sys
+from imgunlearn.training import Pretrainer
+def stop(self, outputs, batch, batch_idx):
+    if self.global_step == 4:  # after the step-3 checkpoint and one more step, on every rank
+        os.kill(os.getpid(), signal.SIGKILL)
+Pretrainer.on_train_batch_end = stop
+from imgunlearn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_killed_ddp_pretraining_with_code_restarts_resumes_like_an_uninterrupted_one(tmp_path):
+    """A VQ-GAN restarting dead codes every 2 steps, on 2 processes: the step-3 checkpoint is one step into a
+    count, so the resumed run restarts at the same steps only if the counts it saved were the global ones."""
+    args = ["pretrain", "--config", f"{CONFIGS}/experiment/pretrain.yaml",
+            "--config", f"{CONFIGS}/model/vqgan_small_f2.yaml",
+            "--model.init_args.model.init_args.block_out_channels", "[8, 16]",
+            "--model.init_args.model.init_args.num_vq_embeddings", "16",
+            "--model.init_args.model.init_args.code_restart_every", "2", *DATA, *DDP,
+            "--trainer.max_steps", "6", "--checkpoint_every", "3"]
+    ok(run_cli(*args, "--out", "whole", cwd=tmp_path))
+    script = tmp_path / "kill_at_step_4.py"
+    script.write_text(KILL_AT_STEP_4)
+    killed = run_cli(*args, "--out", "killed", cwd=tmp_path, script=script)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    step3 = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert step3["global_step"] == 3 and step3["model_training_state"]["steps_since_restart"] == 1
+    ok(run_cli(*args, "--out", "killed", "--ckpt_path", "last", cwd=tmp_path))
+    whole, resumed = weights(tmp_path / "whole" / "model"), weights(tmp_path / "killed" / "model")
+    assert max((whole[k] - resumed[k]).abs().max().item() for k in whole) <= 1e-6
