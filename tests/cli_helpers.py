@@ -23,9 +23,12 @@ def run_cli(*args: str, cwd: Path, code: str | None = None, script: Path | None 
     `-c` code)."""
     if code is not None and script is not None:
         raise ValueError("pass code or script, not both")
-    command = ([sys.executable, "-c", code] if code is not None else [sys.executable, str(script)] if script is not None
-               else [sys.executable, "-m", "imgunlearn.cli"])
-    command = [*command, *args]
+    if code is not None:
+        command = [sys.executable, "-c", code, *args]
+    elif script is not None:
+        command = [sys.executable, str(script), *args]
+    else:
+        command = [sys.executable, "-m", "imgunlearn.cli", *args]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "IMGUNLEARN_RUN_DIR")}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 

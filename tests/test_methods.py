@@ -284,26 +284,25 @@ def test_bad_method_options_raise_naming_the_value(method_name: str, kwargs: dic
 @pytest.mark.parametrize("method_name", METHODS.list())
 def test_method_config_builds_the_registered_class(method_name: str, tmp_path) -> None:
     """configs/method/<name>.yaml parses in LightningCLI's subclass form and builds the method."""
-    model_dir = create_model("unet_tiny").save_pretrained(tmp_path / "model")
-    parser = ArgumentParser()
-    parser.add_argument("--config", action="config")
-    parser.add_subclass_arguments(UnlearningModule, "model")
-    cfg = parser.parse_args(["--config", str(CONFIGS / f"{method_name}.yaml"), "--model.init_args.model",
-                             str(model_dir)])
-    method = parser.instantiate_classes(cfg).model
+    method = _build_from_config(CONFIGS / f"{method_name}.yaml", tmp_path)
     assert isinstance(method, METHODS.get(method_name))
     assert type(method.model).__name__ == "UNet"
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.stem not in METHODS), ids=lambda p: p.stem)
-def test_method_variant_configs_build_their_class(path, tmp_path) -> None:
-    """A tuned variant (e.g. encoder_teacher_vqgan.yaml) parses and builds with the settings it states."""
+def _build_from_config(path: Path, tmp_path: Path) -> UnlearningModule:
+    """The method a configs/method YAML builds, in LightningCLI's subclass form, on a saved unet_tiny."""
     model_dir = create_model("unet_tiny").save_pretrained(tmp_path / "model")
     parser = ArgumentParser()
     parser.add_argument("--config", action="config")
     parser.add_subclass_arguments(UnlearningModule, "model")
     cfg = parser.parse_args(["--config", str(path), "--model.init_args.model", str(model_dir)])
-    method = parser.instantiate_classes(cfg).model
+    return parser.instantiate_classes(cfg).model
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if p.stem not in METHODS), ids=lambda p: p.stem)
+def test_method_variant_configs_build_their_class(path, tmp_path) -> None:
+    """A tuned variant (e.g. encoder_teacher_vqgan.yaml) parses and builds with the settings it states."""
+    method = _build_from_config(path, tmp_path)
     stated = yaml.safe_load(path.read_text())["model"]
     assert type(method).__name__ == stated["class_path"].rsplit(".", 1)[1]
     for key, value in stated["init_args"].items():
